@@ -50,7 +50,6 @@ func (c *chainCache) add(key [32]byte, ch *chain) {
 	}
 }
 
-
 // chainKey is SHA-256 over the leaf and every cabundle entry, each prefixed
 // with its length, so distinct certificate lists never share a key.
 func chainKey(p *parsed) [32]byte {
