@@ -1,0 +1,157 @@
+package mocknsm
+
+import (
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha512"
+	"crypto/x509"
+	"sync"
+	"time"
+
+	"github.com/attestd/attestd/nsm"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// signer holds the CA chain and the current leaf, with their encoded document fields cached: an attestation
+// costs one ECDSA signature plus the encoding of the payload.
+type signer struct {
+	mu               sync.Mutex
+	cas              [numLevels]*authority
+	moduleID, region string
+	leafKey          *ecdsa.PrivateKey
+	leaf             *x509.Certificate
+	certificate      cbor.RawMessage // bstr(leaf DER)
+	cabundle         cbor.RawMessage // [root, regional, zonal, instance] as bstrs
+}
+
+// current returns the leaf key and the encoded certificate and cabundle fields valid at now, first re-issuing
+// any CA certificate with less than caRenewBefore left (from its parent's key; its own key is kept, so the
+// certificates below it stay valid) and the leaf when less than leafRenewBefore is left.
+func (s *signer) current(now time.Time) (*ecdsa.PrivateKey, cbor.RawMessage, cbor.RawMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	renewed := s.cabundle == nil
+	for level, a := range s.cas {
+		if !needsRenewal(a.cert, now, caRenewBefore) {
+			continue
+		}
+		var parent *authority
+		if level > levelRoot {
+			parent = s.cas[level-1]
+		}
+		cert, err := issueCA(level, a.cert, a.key, parent, now)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		s.cas[level] = &authority{key: a.key, cert: cert}
+		renewed = true
+	}
+	if renewed {
+		ders := make([][]byte, numLevels)
+		for i, a := range s.cas {
+			ders[i] = a.cert.Raw
+		}
+		s.cabundle = encode(ders)
+	}
+	if s.leaf == nil || needsRenewal(s.leaf, now, leafRenewBefore) {
+		key, err := newKey()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		leaf, err := issueLeaf(s.cas[levelInstance], key, s.moduleID, s.region, now)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		s.leafKey, s.leaf, s.certificate = key, leaf, encode(leaf.Raw)
+	}
+	return s.leafKey, s.certificate, s.cabundle, nil
+}
+
+// payload is the attestation document payload. Its fields are in AWS's wire order (nitro-specs §3.3), which
+// fxamacker's default mode keeps; nil optional fields encode as null (0xf6), empty ones as 0x40.
+type payload struct {
+	ModuleID    string          `cbor:"module_id"`
+	Digest      string          `cbor:"digest"`
+	Timestamp   uint64          `cbor:"timestamp"`
+	PCRs        cbor.RawMessage `cbor:"pcrs"`
+	Certificate cbor.RawMessage `cbor:"certificate"`
+	CABundle    cbor.RawMessage `cbor:"cabundle"`
+	PublicKey   []byte          `cbor:"public_key"`
+	UserData    []byte          `cbor:"user_data"`
+	Nonce       []byte          `cbor:"nonce"`
+}
+
+// coseSign1 is the untagged COSE_Sign1 array.
+type coseSign1 struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   []byte
+	Unprotected cbor.RawMessage
+	Payload     []byte
+	Signature   []byte
+}
+
+// sigStructure is COSE's Sig_structure for Signature1 (RFC 8152 §4.4).
+type sigStructure struct {
+	_           struct{} `cbor:",toarray"`
+	Context     string
+	Protected   []byte
+	ExternalAAD []byte
+	Payload     []byte
+}
+
+var (
+	protectedES384 = []byte{0xa1, 0x01, 0x38, 0x22} // {1: -35}
+	emptyMap       = cbor.RawMessage{0xa0}
+)
+
+// pcrEncMode sorts map keys, so the pcrs map comes out in ascending index order like the NSM's BTreeMap.
+var pcrEncMode = func() cbor.EncMode {
+	em, err := cbor.EncOptions{Sort: cbor.SortBytewiseLexical}.EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return em
+}()
+
+func (n *NSM) attest(r request) []byte {
+	now := n.now()
+	n.mu.Lock()
+	pcrs := make(map[uint16][]byte, NumPCRs)
+	for i := range uint16(NumPCRs) {
+		if n.locked&(1<<i) != 0 {
+			pcrs[i] = n.pcrs[i][:]
+		}
+	}
+	pcrField, err := pcrEncMode.Marshal(pcrs) // copies the values while n.mu is held
+	n.mu.Unlock()
+	if err != nil {
+		return encodeError(nsm.InternalError)
+	}
+	key, cert, cabundle, err := n.signer.current(now)
+	if err != nil {
+		return encodeError(nsm.InternalError)
+	}
+	p := encode(payload{
+		ModuleID:    n.st.ModuleID,
+		Digest:      "SHA384",
+		Timestamp:   uint64(now.UnixMilli()),
+		PCRs:        pcrField,
+		Certificate: cert,
+		CABundle:    cabundle,
+		PublicKey:   r.publicKey,
+		UserData:    r.userData,
+		Nonce:       r.nonce,
+	})
+	digest := sha512.Sum384(encode(sigStructure{
+		Context: "Signature1", Protected: protectedES384, ExternalAAD: []byte{}, Payload: p,
+	}))
+	rr, ss, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		return encodeError(nsm.InternalError)
+	}
+	sig := make([]byte, 96)
+	rr.FillBytes(sig[:48])
+	ss.FillBytes(sig[48:])
+	doc := encode(coseSign1{Protected: protectedES384, Unprotected: emptyMap, Payload: p, Signature: sig})
+	return encode(attestationResp{documentBody{Document: doc}})
+}

@@ -1,0 +1,163 @@
+package mocknsm
+
+import (
+	"github.com/attestd/attestd/nsm"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Request type names, as on the wire; also the keys of Faults.
+const (
+	DescribeNSM = "DescribeNSM"
+	DescribePCR = "DescribePCR"
+	ExtendPCR   = "ExtendPCR"
+	LockPCR     = "LockPCR"
+	LockPCRs    = "LockPCRs"
+	Attestation = "Attestation"
+	GetRandom   = "GetRandom"
+)
+
+// request is a decoded NSM request.
+type request struct {
+	op                         string
+	index                      uint16 // DescribePCR, ExtendPCR, LockPCR: index; LockPCRs: range
+	data                       []byte // ExtendPCR
+	userData, nonce, publicKey []byte // Attestation; nil = absent
+}
+
+// reqDecMode is strict: duplicate map keys and tags are errors, as are trailing bytes (cbor.Unmarshal).
+var reqDecMode = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{
+		DupMapKey: cbor.DupMapKeyEnforcedAPF,
+		TagsMd:    cbor.TagsForbidden,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+// CBOR major types, from the first byte of an item.
+const (
+	majorUint  = 0
+	majorBytes = 2
+	majorText  = 3
+	majorMap   = 5
+	cborNull   = 0xf6
+)
+
+func major(raw []byte) byte { return raw[0] >> 5 }
+
+// decodeRequest parses the serde_cbor form of an NSM request (nitro-specs §4.3). The mock is stricter than serde,
+// and its error codes follow QEMU's NSM model where one exists:
+//
+//   - not CBOR, trailing bytes, not a text or a one-entry map, an unknown variant, or a unit variant in map form
+//     or a struct variant as bare text: InvalidOperation (the request cannot be identified);
+//   - a known struct variant whose body is not a map, has a duplicate, unknown or missing field, or a field of the
+//     wrong CBOR type (e.g. index not a uint16, data not a byte string, a tag, null data): InvalidArgument. The
+//     real NSM (serde) ignores unknown fields; the mock rejects them so that client typos show up.
+//
+// Attestation fields may be absent (serde's Option default), null or a byte string. Indexes are range-checked by
+// the handlers (InvalidIndex), not here.
+func decodeRequest(b []byte) (request, nsm.ErrorCode) {
+	if len(b) == 0 {
+		return request{}, nsm.InvalidOperation
+	}
+	switch major(b) {
+	case majorText:
+		var name string
+		if reqDecMode.Unmarshal(b, &name) != nil {
+			return request{}, nsm.InvalidOperation
+		}
+		if name == DescribeNSM || name == GetRandom {
+			return request{op: name}, ""
+		}
+		return request{}, nsm.InvalidOperation
+	case majorMap:
+		var outer map[string]cbor.RawMessage
+		if reqDecMode.Unmarshal(b, &outer) != nil || len(outer) != 1 {
+			return request{}, nsm.InvalidOperation
+		}
+		var name string
+		var body cbor.RawMessage
+		for k, v := range outer {
+			name, body = k, v
+		}
+		return decodeBody(name, body)
+	}
+	return request{}, nsm.InvalidOperation
+}
+
+// fields of each struct variant: true = required.
+var variantFields = map[string]map[string]bool{
+	DescribePCR: {"index": true},
+	ExtendPCR:   {"index": true, "data": true},
+	LockPCR:     {"index": true},
+	LockPCRs:    {"range": true},
+	Attestation: {"user_data": false, "nonce": false, "public_key": false},
+}
+
+func decodeBody(name string, body cbor.RawMessage) (request, nsm.ErrorCode) {
+	want, ok := variantFields[name]
+	if !ok {
+		return request{}, nsm.InvalidOperation
+	}
+	var fields map[string]cbor.RawMessage
+	if major(body) != majorMap || reqDecMode.Unmarshal(body, &fields) != nil {
+		return request{}, nsm.InvalidArgument
+	}
+	for k := range fields {
+		if _, ok := want[k]; !ok {
+			return request{}, nsm.InvalidArgument
+		}
+	}
+	for k, required := range want {
+		if _, ok := fields[k]; required && !ok {
+			return request{}, nsm.InvalidArgument
+		}
+	}
+	r := request{op: name}
+	var ok1, ok2, ok3 bool
+	switch name {
+	case DescribePCR, LockPCR, ExtendPCR:
+		r.index, ok1 = decodeU16(fields["index"])
+		ok2, ok3 = true, true
+		if name == ExtendPCR {
+			r.data, ok2 = decodeBytes(fields["data"], false)
+		}
+	case LockPCRs:
+		r.index, ok1 = decodeU16(fields["range"])
+		ok2, ok3 = true, true
+	case Attestation:
+		r.userData, ok1 = decodeBytes(fields["user_data"], true)
+		r.nonce, ok2 = decodeBytes(fields["nonce"], true)
+		r.publicKey, ok3 = decodeBytes(fields["public_key"], true)
+	}
+	if !ok1 || !ok2 || !ok3 {
+		return request{}, nsm.InvalidArgument
+	}
+	return r, ""
+}
+
+func decodeU16(raw cbor.RawMessage) (uint16, bool) {
+	var v uint64
+	if major(raw) != majorUint || reqDecMode.Unmarshal(raw, &v) != nil || v > 0xffff {
+		return 0, false
+	}
+	return uint16(v), true
+}
+
+// decodeBytes decodes a byte string; with optional, a missing field (nil raw) or null is nil (absent). A
+// present byte string is never nil.
+func decodeBytes(raw cbor.RawMessage, optional bool) ([]byte, bool) {
+	if optional && (raw == nil || len(raw) == 1 && raw[0] == cborNull) {
+		return nil, true
+	}
+	var v []byte
+	if major(raw) != majorBytes || reqDecMode.Unmarshal(raw, &v) != nil {
+		return nil, false
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, true
+}

@@ -1,0 +1,248 @@
+// Package nsm is a typed client for the AWS Nitro Secure Module (/dev/nsm).
+//
+// It wraps github.com/hf/nsm (request/response types and the ioctl) and closes its gaps:
+//
+//   - all seven requests as typed methods (DescribeNSM, DescribePCR, ExtendPCR, LockPCR, LockPCRs, Attestation,
+//     GetRandom) plus an io.Reader that fills the whole buffer;
+//   - the encoded request is checked against the driver's 4096-byte limit before the ioctl (ErrRequestTooLarge);
+//   - errors match with errors.Is / errors.As: every NSM error code (ErrorCode, *Error, including InvalidIndex,
+//     which hf/nsm lacks), the ioctl errno (*IoctlError, errors.Is(err, syscall.EIO));
+//   - responses are validated: the wrong variant, a PCR value of the wrong length, an empty random buffer or a
+//     malformed description is ErrInvalidResponse, never a silent zero value;
+//   - ExtendPCR never sends CBOR null data (the NSM cannot decode it);
+//   - every call takes a context that bounds how long the caller waits. The driver serialises requests and may
+//     block for up to two minutes, so a Session runs them on one worker goroutine; a cancelled caller returns
+//     ctx.Err() at once while the request already in flight (at most one) completes on the worker;
+//   - the device path is configurable (default /dev/nsm), or any Device can be plugged in (the software NSM in
+//     package mocknsm offers an in-process one); the file descriptor is closed exactly once, by Close.
+//
+// Request and response bytes are exactly those of hf/nsm (CBOR of request.Request.Encoded(), decoded into
+// response.Response), i.e. the serde_cbor forms the NSM speaks.
+package nsm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/fxamacker/cbor/v2"
+	hfnsm "github.com/hf/nsm"
+	"github.com/hf/nsm/request"
+	"github.com/hf/nsm/response"
+)
+
+const (
+	// DefaultPath is the NSM device inside an enclave.
+	DefaultPath = "/dev/nsm"
+	// MaxRequestSize is the largest encoded request the driver accepts (NSM_REQUEST_MAX_SIZE).
+	MaxRequestSize = 0x1000
+	// MaxResponseSize is the size of the response buffer the driver fills (NSM_RESPONSE_MAX_SIZE).
+	MaxResponseSize = 0x3000
+)
+
+// Device is what a Session sends requests to. hf/nsm's *nsm.Session satisfies it (the real ioctl); package
+// mocknsm offers an in-process one. Send must report a failed ioctl as *hfnsm.ErrorIoctlFailed (or *IoctlError)
+// and any other error only when the response could not be decoded.
+type Device interface {
+	Send(request.Request) (response.Response, error)
+	Close() error
+}
+
+// Options configures Open.
+type Options struct {
+	// Path is the device file, DefaultPath if empty. Ignored when Device is set.
+	Path string
+	// Device, if set, is used instead of opening Path. The Session takes ownership and closes it.
+	Device Device
+}
+
+// Session is an open NSM. It is safe for concurrent use; requests are serialised through one worker goroutine.
+type Session struct {
+	dev   Device
+	calls chan *call
+	quit  chan struct{} // closed by Close
+	done  chan struct{} // closed by the worker once the device is closed
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// pcrLen is the expected PCR length: the digest's length, 48 (SHA-384) until DescribeNSM says otherwise.
+	pcrLen atomic.Int32
+}
+
+type call struct {
+	ctx context.Context
+	req request.Request
+	res chan result // buffered: the worker never blocks on a caller that gave up
+}
+
+type result struct {
+	res       response.Response
+	err       error
+	cancelled bool // the worker skipped the request: err is the caller's ctx.Err()
+}
+
+// Open opens the NSM device (or adopts opts.Device) and starts the session's worker.
+func Open(opts Options) (*Session, error) {
+	dev := opts.Device
+	if dev == nil {
+		path := opts.Path
+		if path == "" {
+			path = DefaultPath
+		}
+		// hf/nsm's OpenSession returns a session even when Open fails; only the error matters, and a failed Open
+		// leaves no descriptor behind. os.Open sets O_CLOEXEC.
+		s, err := hfnsm.OpenSession(hfnsm.Options{
+			Open:    func() (hfnsm.FileDescriptor, error) { return os.Open(path) },
+			Syscall: syscall.Syscall,
+		})
+		if err != nil {
+			return nil, err
+		}
+		dev = s
+	}
+	s := &Session{
+		dev:   dev,
+		calls: make(chan *call),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	s.pcrLen.Store(48)
+	go s.worker()
+	return s, nil
+}
+
+func (s *Session) worker() {
+	for {
+		select {
+		case c := <-s.calls:
+			// A caller that gave up between the hand-off and now must not have its request executed.
+			if err := c.ctx.Err(); err != nil {
+				c.res <- result{err: err, cancelled: true}
+				continue
+			}
+			r, err := s.dev.Send(c.req)
+			c.res <- result{res: r, err: err}
+		case <-s.quit:
+			s.closeErr = s.dev.Close()
+			close(s.done)
+			return
+		}
+	}
+}
+
+// Close stops the session and closes the device. It waits for a request in flight to complete (the driver bounds
+// it); calls waiting to be sent return ErrClosed. A second Close returns ErrClosed.
+func (s *Session) Close() error {
+	err := ErrClosed
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		<-s.done
+		err = s.closeErr
+	})
+	return err
+}
+
+// send runs one request on the worker, bounded by ctx, and maps transport errors.
+func (s *Session) send(ctx context.Context, op string, req request.Request) (response.Response, error) {
+	if err := checkSize(op, req); err != nil {
+		return response.Response{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return response.Response{}, err
+	}
+	c := &call{ctx: ctx, req: req, res: make(chan result, 1)}
+	select {
+	case s.calls <- c:
+	case <-s.quit:
+		return response.Response{}, ErrClosed
+	case <-ctx.Done():
+		return response.Response{}, ctx.Err()
+	}
+	var r result
+	select {
+	case r = <-c.res:
+	case <-ctx.Done():
+		return response.Response{}, ctx.Err()
+	}
+	if r.cancelled {
+		return response.Response{}, r.err
+	}
+	if r.err != nil {
+		var hfErr *hfnsm.ErrorIoctlFailed
+		if errors.As(r.err, &hfErr) {
+			return response.Response{}, &IoctlError{Op: op, Errno: hfErr.Errno}
+		}
+		var ioErr *IoctlError
+		if errors.As(r.err, &ioErr) {
+			return response.Response{}, &IoctlError{Op: op, Errno: ioErr.Errno}
+		}
+		return response.Response{}, invalid(op, "%v", r.err)
+	}
+	if err := checkVariant(op, &r.res); err != nil {
+		return response.Response{}, err
+	}
+	return r.res, nil
+}
+
+// checkSize encodes req exactly as hf/nsm does and rejects it when the driver would.
+func checkSize(op string, req request.Request) error {
+	var buf bytes.Buffer
+	buf.Grow(64)
+	if err := cbor.NewEncoder(&buf).Encode(req.Encoded()); err != nil {
+		return err
+	}
+	if buf.Len() > MaxRequestSize {
+		return fmt.Errorf("%w: %s request is %d bytes", ErrRequestTooLarge, op, buf.Len())
+	}
+	return nil
+}
+
+// checkVariant turns Error(code) into *Error and rejects any response that is not exactly the variant op expects.
+func checkVariant(op string, r *response.Response) error {
+	n := 0
+	for _, set := range []bool{
+		r.DescribePCR != nil, r.ExtendPCR != nil, r.LockPCR != nil, r.LockPCRs != nil,
+		r.DescribeNSM != nil, r.Attestation != nil, r.GetRandom != nil, r.Error != "",
+	} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return invalid(op, "%d variants in the response", n)
+	}
+	if r.Error != "" {
+		code := ErrorCode(r.Error)
+		if !code.Known() || code == Success {
+			return invalid(op, "error code %q", string(r.Error))
+		}
+		return &Error{Op: op, Code: code}
+	}
+	var ok bool
+	switch op {
+	case opDescribePCR:
+		ok = r.DescribePCR != nil
+	case opExtendPCR:
+		ok = r.ExtendPCR != nil
+	case opLockPCR:
+		ok = r.LockPCR != nil
+	case opLockPCRs:
+		ok = r.LockPCRs != nil
+	case opDescribeNSM:
+		ok = r.DescribeNSM != nil
+	case opAttestation:
+		ok = r.Attestation != nil
+	case opGetRandom:
+		ok = r.GetRandom != nil
+	}
+	if !ok {
+		return invalid(op, "wrong response variant")
+	}
+	return nil
+}
