@@ -1,0 +1,413 @@
+package vsockrpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// ErrClosed is returned by the methods of a Client after Close.
+var ErrClosed = errors.New("vsockrpc: client closed")
+
+// Dialer holds options for dialing a Client. The zero Dialer is usable.
+type Dialer struct {
+	// MaxResponseSize bounds a response frame's body (default DefaultMaxResponseSize); a larger
+	// frame breaks the connection.
+	MaxResponseSize int
+}
+
+// Dial connects to addr (see Addr) with the zero Dialer.
+func Dial(ctx context.Context, addr string) (*Client, error) {
+	var d Dialer
+	return d.Dial(ctx, addr)
+}
+
+// Dial connects to addr (see Addr). ctx bounds the connection attempt only. The Client redials
+// addr if its connection breaks (for example after the server's idle timeout); a request that
+// was already sent on a broken connection fails and is not retried.
+func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		nc, err := dialAddr(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("vsockrpc: dial %s: %w", a, err)
+		}
+		return nc, nil
+	}
+	nc, err := dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := d.newClient(nc)
+	c.dial = dial
+	return c, nil
+}
+
+// NewClient returns a Client on an established connection (for example one end of net.Pipe or
+// a vsock connection made elsewhere). It never redials.
+func (d *Dialer) NewClient(nc net.Conn) *Client { return d.newClient(nc) }
+
+func (d *Dialer) newClient(nc net.Conn) *Client {
+	max := d.MaxResponseSize
+	if max <= 0 {
+		max = DefaultMaxResponseSize
+	}
+	c := &Client{maxResp: max}
+	c.cc = newClientConn(nc, max)
+	return c
+}
+
+// Client calls the methods of an agent. It is safe for concurrent use: calls from several
+// goroutines are pipelined on one connection and matched to their responses by id. Each call's
+// context bounds it; a cancelled call returns ctx.Err() at once and its late response is dropped.
+// Protocol errors are returned as *Error (use errors.As or errors.Is).
+type Client struct {
+	dial    func(context.Context) (net.Conn, error) // nil: no redial
+	maxResp int
+	nextID  atomic.Uint64
+
+	mu     sync.Mutex
+	cc     *clientConn
+	closed bool
+}
+
+// Close closes the connection; calls in progress fail with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.cc.fail(ErrClosed)
+	return nil
+}
+
+// Attest asks for a document binding the agent key named key ("hpke" or "rsa") and nonce. It
+// checks that the result names the requested key and holds a document and a public key; the
+// document itself must be verified by the caller (package attestation).
+func (c *Client) Attest(ctx context.Context, nonce []byte, key string) (*AttestResult, error) {
+	return c.attest(ctx, attestParams{Nonce: nonce, Key: key})
+}
+
+// AttestLocal is Attest with application user_data (local API only).
+func (c *Client) AttestLocal(ctx context.Context, req LocalAttestRequest) (*AttestResult, error) {
+	return c.attest(ctx, attestParams{Nonce: req.Nonce, Key: req.Key, UserData: req.UserData})
+}
+
+func (c *Client) attest(ctx context.Context, p attestParams) (*AttestResult, error) {
+	var r AttestResult
+	if err := c.call(ctx, MethodAttest, p, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Document) == 0 || len(r.PublicKey) == 0 || r.Key != p.Key {
+		return nil, errors.New("vsockrpc: attest: incomplete result or wrong key")
+	}
+	return &r, nil
+}
+
+// Describe returns the agent's description.
+func (c *Client) Describe(ctx context.Context) (*Description, error) {
+	var d Description
+	if err := c.call(ctx, MethodDescribe, noParams{}, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Health returns the agent's health.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	var h Health
+	if err := c.call(ctx, MethodHealth, noParams{}, &h); err != nil {
+		return nil, err
+	}
+	if h.Status == "" {
+		return nil, errors.New("vsockrpc: health: no status")
+	}
+	return &h, nil
+}
+
+// SetUserData sets the user_data of later documents; empty clears it (local API only).
+func (c *Client) SetUserData(ctx context.Context, data []byte) error {
+	return c.call(ctx, MethodSetUserData, userDataParams{UserData: data}, &emptyResult{})
+}
+
+// Random returns n bytes from the NSM, 1 <= n <= MaxRandomSize (local API only).
+func (c *Client) Random(ctx context.Context, n int) ([]byte, error) {
+	if n < 1 || n > MaxRandomSize {
+		return nil, fmt.Errorf("vsockrpc: random: n = %d not in 1..%d", n, MaxRandomSize)
+	}
+	var r randomResult
+	if err := c.call(ctx, MethodRandom, randomParams{N: uint64(n)}, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Random) != n {
+		return nil, fmt.Errorf("vsockrpc: random: got %d bytes, want %d", len(r.Random), n)
+	}
+	return r.Random, nil
+}
+
+// ExtendPCR extends PCR index (MinUserPCR..MaxUserPCR) with data and returns its new value
+// (local API only).
+func (c *Client) ExtendPCR(ctx context.Context, index uint16, data []byte) ([]byte, error) {
+	var r extendResult
+	if err := c.call(ctx, MethodExtendPCR, extendParams{Index: uint64(index), Data: data}, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Value) == 0 {
+		return nil, errors.New("vsockrpc: extend_pcr: no value")
+	}
+	return r.Value, nil
+}
+
+// LockPCR locks PCR index (MinUserPCR..MaxUserPCR) (local API only).
+func (c *Client) LockPCR(ctx context.Context, index uint16) error {
+	return c.call(ctx, MethodLockPCR, lockParams{Index: uint64(index)}, &emptyResult{})
+}
+
+// call sends one request and decodes its result into out.
+func (c *Client) call(ctx context.Context, method string, params, out any) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cc, err := c.conn(ctx)
+	if err != nil {
+		return err
+	}
+	id := c.nextID.Add(1)
+	body, err := encMode.Marshal(wireRequest{V: Version, ID: id, Method: method, Params: params})
+	if err != nil {
+		return fmt.Errorf("vsockrpc: %s: %w", method, err)
+	}
+	ch := make(chan reply, 1)
+	if err := cc.register(id, ch); err != nil {
+		return err
+	}
+	cc.write(ctx, body) // a failed write breaks cc, which answers ch
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return r.err
+		}
+		if err := respDec.Unmarshal(r.result, out); err != nil {
+			return fmt.Errorf("vsockrpc: %s: malformed result: %w", method, err)
+		}
+		return nil
+	case <-ctx.Done():
+		cc.unregister(id)
+		return ctx.Err()
+	}
+}
+
+// conn returns a working connection, redialing if the last one broke.
+func (c *Client) conn(ctx context.Context) (*clientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if err := c.cc.broken(); err == nil || c.dial == nil {
+		return c.cc, nil // register reports a broken connection's error
+	}
+	nc, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.cc = newClientConn(nc, c.maxResp)
+	return c.cc, nil
+}
+
+// reply is what a call waits for: a raw result or an error.
+type reply struct {
+	result cbor.RawMessage
+	err    error
+}
+
+// clientConn is one connection with its reader goroutine.
+type clientConn struct {
+	nc      net.Conn
+	maxResp int
+	wmu     sync.Mutex // serialises frames
+
+	mu       sync.Mutex
+	pending  map[uint64]chan reply
+	err      error // set once when the connection breaks
+	writeErr error // the first write error, reported if the reader learns nothing better
+}
+
+func newClientConn(nc net.Conn, maxResp int) *clientConn {
+	cc := &clientConn{nc: nc, maxResp: maxResp, pending: map[uint64]chan reply{}}
+	go cc.readLoop()
+	return cc
+}
+
+func (cc *clientConn) broken() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
+func (cc *clientConn) register(id uint64, ch chan reply) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.err != nil {
+		return cc.err
+	}
+	cc.pending[id] = ch
+	return nil
+}
+
+func (cc *clientConn) unregister(id uint64) {
+	cc.mu.Lock()
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+}
+
+// write sends one frame. The context's deadline bounds it and cancelling the context interrupts
+// it. On failure the stream may hold a partial frame, so the connection is abandoned: the reader
+// gets a short grace to collect a last error the server may have sent (such as busy), then fails
+// every pending call.
+func (cc *clientConn) write(ctx context.Context, frame []byte) {
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	cc.mu.Lock()
+	broken := cc.err != nil || cc.writeErr != nil
+	cc.mu.Unlock()
+	if broken {
+		return
+	}
+	deadline, _ := ctx.Deadline()
+	cc.nc.SetWriteDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { cc.nc.SetWriteDeadline(time.Unix(1, 0)) })
+	err := WriteFrame(cc.nc, frame)
+	stop()
+	if err == nil {
+		return
+	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	cc.mu.Lock()
+	cc.writeErr = fmt.Errorf("vsockrpc: write: %w", err)
+	cc.mu.Unlock()
+	cc.nc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+}
+
+// fail breaks the connection with err (the first error wins) and answers every pending call.
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	var ne net.Error
+	if cc.writeErr != nil && (errors.As(err, &ne) && ne.Timeout() || !errors.As(err, new(*Error))) {
+		err = cc.writeErr
+	}
+	cc.err = err
+	pending := cc.pending
+	cc.pending = nil
+	cc.mu.Unlock()
+	cc.nc.Close()
+	for _, ch := range pending {
+		ch <- reply{err: err}
+	}
+}
+
+func (cc *clientConn) readLoop() {
+	for {
+		body, err := ReadFrame(cc.nc, cc.maxResp)
+		if err != nil {
+			cc.fail(fmt.Errorf("vsockrpc: connection lost: %w", err))
+			return
+		}
+		id, result, perr, err := decodeResponse(body)
+		if err != nil {
+			cc.fail(fmt.Errorf("vsockrpc: malformed response: %w", err))
+			return
+		}
+		if id == nil { // the server gave up on the connection (busy, bad frame, ...)
+			cc.fail(perr)
+			return
+		}
+		cc.mu.Lock()
+		ch, ok := cc.pending[*id]
+		delete(cc.pending, *id)
+		cc.mu.Unlock()
+		if ok { // else the call was cancelled
+			if perr != nil {
+				ch <- reply{err: perr}
+			} else {
+				ch <- reply{result: result}
+			}
+		}
+	}
+}
+
+// decodeResponse decodes a response body: the id (nil when null) and either the raw result or the
+// protocol error. err reports a malformed response.
+func decodeResponse(body []byte) (id *uint64, result cbor.RawMessage, perr *Error, err error) {
+	m, err := decodeMap(respDec, body)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if k := firstUnknown(m, "v", "id", "result", "error"); k != "" {
+		return nil, nil, nil, fmt.Errorf("unknown field %q", k)
+	}
+	var v uint64
+	if rv, ok := m["v"]; !ok || decodeUint(rv, &v) != nil || v != Version {
+		return nil, nil, nil, fmt.Errorf("not a version %d response", Version)
+	}
+	rawID, ok := m["id"]
+	if !ok {
+		return nil, nil, nil, errors.New("no id")
+	}
+	if !bytes.Equal(rawID, []byte{0xf6}) {
+		id = new(uint64)
+		if err := decodeUint(rawID, id); err != nil {
+			return nil, nil, nil, fmt.Errorf("id: %w", err)
+		}
+	}
+	result, hasResult := m["result"]
+	rawErr, hasErr := m["error"]
+	switch {
+	case hasResult == hasErr:
+		return nil, nil, nil, errors.New("want exactly one of result and error")
+	case hasErr:
+		perr = new(Error)
+		if major(rawErr) != majorMap {
+			return nil, nil, nil, errors.New("error: not a map")
+		}
+		if err := respDec.Unmarshal(rawErr, perr); err != nil {
+			return nil, nil, nil, fmt.Errorf("error: %w", err)
+		}
+		if perr.Code == "" {
+			return nil, nil, nil, errors.New("error: no code")
+		}
+		return id, nil, perr, nil
+	}
+	if id == nil {
+		return nil, nil, nil, errors.New("result with a null id")
+	}
+	if major(result) != majorMap {
+		return nil, nil, nil, errors.New("result: not a map")
+	}
+	return id, result, nil, nil
+}
+
+// NewClient returns a Client on an established connection with the zero Dialer; see
+// Dialer.NewClient.
+func NewClient(nc net.Conn) *Client {
+	var d Dialer
+	return d.NewClient(nc)
+}

@@ -1,0 +1,509 @@
+package vsockrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Default limits of a Server.
+const (
+	DefaultMaxConns       = 4096
+	DefaultMaxInFlight    = 16
+	DefaultIdleTimeout    = 2 * time.Minute
+	DefaultReadTimeout    = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+)
+
+// Limits bounds what a Server spends on its callers. A zero field takes its default.
+type Limits struct {
+	// MaxRequestSize bounds a request frame's body (default DefaultMaxRequestSize). A larger length
+	// prefix is answered with CodeFrameTooLarge and the connection is closed, unread.
+	MaxRequestSize int
+	// MaxResponseSize bounds a response frame's body (default DefaultMaxResponseSize). A larger
+	// result is replaced by a CodeInternal error.
+	MaxResponseSize int
+	// MaxConns bounds open connections (default DefaultMaxConns). A connection over the limit is
+	// accepted, answered with a CodeBusy error (id null) and closed at once.
+	MaxConns int
+	// MaxInFlight bounds requests being handled by the service at once, over all connections
+	// (default DefaultMaxInFlight). A request waits for a slot until its RequestTimeout, then gets
+	// CodeBusy.
+	MaxInFlight int
+	// IdleTimeout is how long a connection may wait between frames (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// ReadTimeout is how long a frame may take to arrive once its first byte has (default
+	// DefaultReadTimeout).
+	ReadTimeout time.Duration
+	// WriteTimeout is how long writing one response may take (default DefaultWriteTimeout).
+	WriteTimeout time.Duration
+	// RequestTimeout bounds one request from the end of its frame to its result: waiting for a
+	// slot plus the service call, whose context carries this deadline (default
+	// DefaultRequestTimeout). A service that returns the context's error yields CodeUnavailable.
+	RequestTimeout time.Duration
+}
+
+// resolve returns l with defaults filled in, or an error for a value out of range.
+func (l Limits) resolve() (Limits, error) {
+	ints := []struct {
+		name     string
+		v        *int
+		def, min int
+		max      int
+	}{
+		{"MaxRequestSize", &l.MaxRequestSize, DefaultMaxRequestSize, 256, maxFrameLimit},
+		{"MaxResponseSize", &l.MaxResponseSize, DefaultMaxResponseSize, 8 << 10, maxFrameLimit},
+		{"MaxConns", &l.MaxConns, DefaultMaxConns, 1, 1 << 20},
+		{"MaxInFlight", &l.MaxInFlight, DefaultMaxInFlight, 1, 1 << 16},
+	}
+	for _, f := range ints {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < f.min || *f.v > f.max {
+			return l, fmt.Errorf("vsockrpc: Limits.%s = %d not in %d..%d", f.name, *f.v, f.min, f.max)
+		}
+	}
+	durs := []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"IdleTimeout", &l.IdleTimeout, DefaultIdleTimeout},
+		{"ReadTimeout", &l.ReadTimeout, DefaultReadTimeout},
+		{"WriteTimeout", &l.WriteTimeout, DefaultWriteTimeout},
+		{"RequestTimeout", &l.RequestTimeout, DefaultRequestTimeout},
+	}
+	for _, f := range durs {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+		if *f.v < 0 {
+			return l, fmt.Errorf("vsockrpc: Limits.%s = %v is negative", f.name, *f.v)
+		}
+	}
+	return l, nil
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("vsockrpc: server closed")
+
+// Server answers requests of one API on any number of listeners. One goroutine serves each
+// connection, handling its requests in order (a client may pipeline them); requests from all
+// connections share MaxInFlight service slots. Set the fields before the first Serve; do not copy
+// a Server after that.
+type Server struct {
+	// API is the set of methods served (ParentAPI or LocalAPI). Required.
+	API *API
+	// Limits bounds sizes, connections, concurrency and time.
+	Limits Limits
+	// Logger receives the server's log; nil means slog.Default(). Per-connection events are
+	// logged at Debug so that a hostile caller cannot flood the log.
+	Logger *slog.Logger
+
+	initOnce sync.Once
+	initErr  error
+	lim      Limits
+	log      *slog.Logger
+	sem      chan struct{}
+	ctx      context.Context // cancelled by Close: the parent of every request's context
+	cancel   context.CancelFunc
+
+	closing   atomic.Bool   // set (under mu) by Shutdown and Close
+	closingCh chan struct{} // closed when closing is set
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*serverConn]struct{}
+	wg        sync.WaitGroup // one per tracked connection; Add only under mu while not closing
+}
+
+func (s *Server) init() error {
+	s.initOnce.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		s.closingCh = make(chan struct{})
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[*serverConn]struct{}{}
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		if s.API == nil {
+			s.initErr = errors.New("vsockrpc: Server.API is nil")
+			return
+		}
+		s.lim, s.initErr = s.Limits.resolve()
+		s.sem = make(chan struct{}, s.lim.MaxInFlight)
+	})
+	return s.initErr
+}
+
+// Serve accepts connections on l and serves them until Shutdown or Close (then it returns
+// ErrServerClosed) or until Accept fails with a permanent error. Temporary accept errors (such as
+// running out of file descriptors) are retried with a backoff up to one second. Serve closes l.
+func (s *Server) Serve(l net.Listener) error {
+	if err := s.init(); err != nil {
+		l.Close()
+		return err
+	}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if !temporary(err) {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("vsockrpc: accept failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.closingCh:
+			}
+			continue
+		}
+		backoff = 0
+		c, code := s.track(nc)
+		if c == nil {
+			s.reject(nc, code)
+			continue
+		}
+		go s.serveConn(c)
+	}
+}
+
+// temporary reports whether an Accept error is worth retrying.
+func temporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.EINTR, syscall.EAGAIN} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
+}
+
+// serverConn is one connection. Idle connections hold only this struct, the socket and a parked
+// goroutine; frame bodies are allocated per frame.
+type serverConn struct {
+	nc   net.Conn
+	mu   sync.Mutex
+	idle bool // waiting for the first byte of a frame: Shutdown may close it
+	hdr  [4]byte
+}
+
+func (s *Server) track(nc net.Conn) (*serverConn, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil, CodeShuttingDown
+	}
+	if len(s.conns) >= s.lim.MaxConns {
+		return nil, CodeBusy
+	}
+	c := &serverConn{nc: nc}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return c, ""
+}
+
+// reject answers a connection that will not be served with an error (id null) and closes it. The
+// write deadline is short: the accept loop waits for it.
+func (s *Server) reject(nc net.Conn, code string) {
+	s.log.Debug("vsockrpc: connection rejected", "remote", nc.RemoteAddr(), "code", code)
+	msg := "too many connections"
+	if code == CodeShuttingDown {
+		msg = "server is shutting down"
+	}
+	body, err := encMode.Marshal(response{V: Version, Error: &Error{Code: code, Message: msg}})
+	if err == nil {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		WriteFrame(nc, body)
+	}
+	nc.Close()
+}
+
+func (s *Server) serveConn(c *serverConn) {
+	defer func() {
+		c.nc.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	log := s.log.With("remote", c.nc.RemoteAddr())
+	for {
+		if !s.setIdle(c) {
+			return
+		}
+		// Wait up to IdleTimeout for the first byte of the next frame, then give the whole frame
+		// ReadTimeout: a slow trickle cannot hold the connection longer than that.
+		n, err := io.ReadAtLeast(c.nc, c.hdr[:], 1)
+		c.mu.Lock()
+		c.idle = false
+		c.mu.Unlock()
+		if err != nil {
+			log.Debug("vsockrpc: connection done", "err", err)
+			return
+		}
+		c.nc.SetReadDeadline(time.Now().Add(s.lim.ReadTimeout))
+		body, rerr := s.readBody(c, n)
+		if rerr != nil {
+			log.Debug("vsockrpc: bad frame", "err", rerr)
+			s.fail(c, rerr)
+			return
+		}
+		req, idKnown, e := decodeRequest(body)
+		if e != nil {
+			log.Debug("vsockrpc: bad request", "err", e, "id_known", idKnown)
+			if !idKnown {
+				s.fail(c, e)
+				return
+			}
+			if !s.respond(c, &req.id, req.method, nil, e) {
+				return
+			}
+			continue
+		}
+		var res any
+		if s.closing.Load() {
+			err = Errorf(CodeShuttingDown, "server is shutting down")
+		} else {
+			res, err = s.dispatch(req)
+		}
+		if !s.respond(c, &req.id, req.method, res, err) {
+			return
+		}
+	}
+}
+
+// setIdle marks c idle and arms the idle deadline, or reports false if the server is closing.
+// Shutdown checks idle under the same lock, so a connection is either seen idle (and woken) or
+// sees closing here.
+func (s *Server) setIdle(c *serverConn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	c.idle = true
+	c.nc.SetReadDeadline(time.Now().Add(s.lim.IdleTimeout))
+	return true
+}
+
+// readBody reads the rest of a frame whose first n header bytes are in c.hdr.
+func (s *Server) readBody(c *serverConn, n int) ([]byte, *Error) {
+	if _, err := io.ReadFull(c.nc, c.hdr[n:]); err != nil {
+		return nil, Errorf(CodeBadRequest, "truncated frame header: %v", readErr(err))
+	}
+	size, err := frameLen(c.hdr, s.lim.MaxRequestSize)
+	if errors.Is(err, ErrFrameTooLarge) {
+		return nil, Errorf(CodeFrameTooLarge, "request frame: %v", err)
+	} else if err != nil {
+		return nil, Errorf(CodeBadRequest, "%v", err)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(c.nc, body); err != nil {
+		return nil, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
+	}
+	return body, nil
+}
+
+func readErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return errors.New("not received in time")
+	}
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// fail answers a frame-level error (id null) and closes the connection. It half-closes first and
+// drains briefly what the peer is still sending, so that the peer reads the error instead of a
+// reset (TCP resets a connection closed with unread input).
+func (s *Server) fail(c *serverConn, e *Error) {
+	if !s.respond(c, nil, "", nil, e) {
+		return
+	}
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.CopyN(io.Discard, c.nc, 256<<10)
+	}
+}
+
+// dispatch decodes the params of req and calls the service in a slot.
+func (s *Server) dispatch(req request) (any, error) {
+	m, ok := s.API.methods[req.method]
+	if !ok {
+		return nil, Errorf(CodeUnknownMethod, "no method %q", req.method)
+	}
+	params, e := m.decode(req.params)
+	if e != nil {
+		return nil, e
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.lim.RequestTimeout)
+	defer cancel()
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		if s.ctx.Err() != nil {
+			return nil, Errorf(CodeShuttingDown, "server is shutting down")
+		}
+		return nil, Errorf(CodeBusy, "too many requests in flight")
+	}
+	defer func() { <-s.sem }()
+	return s.call(ctx, req.method, m, params)
+}
+
+// call runs the service; a panic becomes CodeInternal for this request only.
+func (s *Server) call(ctx context.Context, name string, m method, params any) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("vsockrpc: service panicked", "method", name, "panic", r, "stack", string(debug.Stack()))
+			res, err = nil, Errorf(CodeInternal, "internal error")
+		}
+	}()
+	res, err = m.call(ctx, params)
+	if err != nil && ctx.Err() != nil && !errors.As(err, new(*Error)) {
+		if s.ctx.Err() != nil {
+			return nil, Errorf(CodeShuttingDown, "server is shutting down")
+		}
+		return nil, Errorf(CodeUnavailable, "request not completed in time")
+	}
+	return res, err
+}
+
+// respond writes one response. It reports false if the connection is unusable.
+func (s *Server) respond(c *serverConn, id *uint64, name string, res any, err error) bool {
+	resp := response{V: Version, ID: id}
+	if err != nil {
+		resp.Error = s.protocolError(name, err)
+	} else {
+		raw, merr := encMode.Marshal(res)
+		if merr != nil {
+			s.log.Error("vsockrpc: cannot encode result", "method", name, "err", merr)
+			resp.Error = Errorf(CodeInternal, "internal error")
+		} else {
+			resp.Result = raw
+		}
+	}
+	body, merr := encMode.Marshal(resp)
+	if merr == nil && len(body) > s.lim.MaxResponseSize {
+		s.log.Error("vsockrpc: result exceeds MaxResponseSize", "method", name, "size", len(body))
+		resp.Result, resp.Error = nil, Errorf(CodeInternal, "result too large")
+		body, merr = encMode.Marshal(resp)
+	}
+	if merr != nil {
+		s.log.Error("vsockrpc: cannot encode response", "method", name, "err", merr)
+		return false
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
+	if werr := WriteFrame(c.nc, body); werr != nil {
+		s.log.Debug("vsockrpc: write failed", "remote", c.nc.RemoteAddr(), "err", werr)
+		return false
+	}
+	return true
+}
+
+// protocolError turns a service error into what the caller sees: an *Error as is (message
+// bounded), anything else CodeInternal with the details only in the log.
+func (s *Server) protocolError(name string, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) && e != nil && e.valid() {
+		out := *e
+		out.Message = truncate(out.Message, maxMessageLen)
+		return &out
+	}
+	s.log.Error("vsockrpc: service failed", "method", name, "err", err)
+	return Errorf(CodeInternal, "internal error")
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, closes idle connections, lets
+// requests already read finish and their responses be written, then closes those connections
+// too. A frame still arriving is read and answered with CodeShuttingDown. If ctx ends first,
+// Shutdown calls Close and returns ctx.Err().
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	conns := s.startClosing()
+	for _, c := range conns {
+		c.mu.Lock()
+		if c.idle {
+			c.nc.SetReadDeadline(time.Now()) // wakes the blocked read; the goroutine then exits
+		}
+		c.mu.Unlock()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops the server at once: listeners and connections are closed and the context of
+// requests in progress is cancelled. It does not wait for service calls to return.
+func (s *Server) Close() error {
+	s.init()
+	conns := s.startClosing()
+	s.cancel()
+	for _, c := range conns {
+		c.nc.Close()
+	}
+	return nil
+}
+
+// startClosing sets closing, closes the listeners and returns the connections open now (no new
+// one can be tracked after this).
+func (s *Server) startClosing() []*serverConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing.Swap(true) {
+		close(s.closingCh)
+	}
+	for l := range s.listeners {
+		l.Close()
+	}
+	conns := make([]*serverConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}

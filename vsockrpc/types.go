@@ -1,0 +1,124 @@
+package vsockrpc
+
+import "context"
+
+// Version is the protocol version this package speaks; every request and response carries it as "v".
+const Version = 1
+
+// Protocol bounds on request fields. They hold whatever the agent is configured to, so that no field
+// can exceed what public verifiers accept (nonce and user_data <= 512 bytes).
+const (
+	MaxNonceSize      = 512  // bytes of "nonce"
+	MaxUserDataSize   = 512  // bytes of "user_data"
+	MaxKeyNameSize    = 64   // bytes of "key"
+	MaxRandomSize     = 4096 // largest "n" of random
+	MaxExtendDataSize = 1024 // bytes of extend_pcr "data"
+	MinUserPCR        = 16   // lowest PCR index the local API may extend or lock
+	MaxUserPCR        = 31   // highest PCR index the local API may extend or lock
+)
+
+// ParentService answers the parent API: what the untrusted parent instance may ask for.
+type ParentService interface {
+	// Attest returns a document binding the agent's key req.Key and the caller's nonce.
+	Attest(ctx context.Context, req AttestRequest) (*AttestResult, error)
+	// Describe reports what the agent is and holds (never private material).
+	Describe(ctx context.Context) (*Description, error)
+	// Health reports whether the agent can serve.
+	Health(ctx context.Context) (*Health, error)
+}
+
+// LocalService answers the local API, served only inside the enclave: the parent API plus the
+// operations applications running next to the agent need.
+type LocalService interface {
+	ParentService
+	// SetUserData sets the user_data the agent puts in later documents; empty (nil) clears it.
+	SetUserData(ctx context.Context, data []byte) error
+	// AttestLocal is Attest with an application-chosen user_data.
+	AttestLocal(ctx context.Context, req LocalAttestRequest) (*AttestResult, error)
+	// Random returns exactly n bytes from the NSM (1 <= n <= MaxRandomSize).
+	Random(ctx context.Context, n int) ([]byte, error)
+	// ExtendPCR extends PCR index (MinUserPCR..MaxUserPCR) with data and returns its new value.
+	ExtendPCR(ctx context.Context, index uint16, data []byte) ([]byte, error)
+	// LockPCR locks PCR index (MinUserPCR..MaxUserPCR).
+	LockPCR(ctx context.Context, index uint16) error
+}
+
+// AttestRequest is the parent's attest request, already checked against the protocol bounds.
+type AttestRequest struct {
+	// Nonce is the caller's nonce, 1..MaxNonceSize bytes, or nil when the caller sent none (or an
+	// empty one): the agent decides whether that is allowed (CodeNonceRequired).
+	Nonce []byte
+	// Key names the agent key to bind, for example "hpke" or "rsa"; 1..MaxKeyNameSize bytes. The
+	// agent answers CodeUnknownKey for names it does not hold.
+	Key string
+}
+
+// LocalAttestRequest is the local API's attest request.
+type LocalAttestRequest struct {
+	AttestRequest
+	// UserData is the application's user_data for this document, at most MaxUserDataSize bytes;
+	// nil when not sent (the agent then uses the value set by SetUserData, if any).
+	UserData []byte
+}
+
+// AttestResult is the result of attest.
+type AttestResult struct {
+	// Document is the COSE_Sign1 attestation document from the NSM.
+	Document []byte `cbor:"document"`
+	// PublicKey is the full public key named by Key. The document binds it whole or by digest,
+	// depending on the key (docs/protocol.md, "Key binding"); a client checks the binding.
+	PublicKey []byte `cbor:"public_key"`
+	// Key is the name of the bound key.
+	Key string `cbor:"key"`
+}
+
+// Description is the result of describe.
+type Description struct {
+	AgentVersion string `cbor:"agent_version"`
+	ModuleID     string `cbor:"module_id"`
+	// Keys lists the agent's keys (public parts only).
+	Keys []KeyInfo `cbor:"keys"`
+	// Entropy reports how the kernel's entropy pool was seeded from the NSM.
+	Entropy Entropy `cbor:"entropy"`
+	// PCRs maps PCR index to its current value.
+	PCRs map[uint16][]byte `cbor:"pcrs"`
+	// Nonce states the nonce bounds the agent enforces on attest.
+	Nonce NonceLimits `cbor:"nonce"`
+}
+
+// KeyInfo describes one agent key.
+type KeyInfo struct {
+	// Name is what attest's "key" selects, for example "hpke" or "rsa".
+	Name string `cbor:"name"`
+	// Algorithm names the key's algorithm, for example "MLKEM768-X25519" or "RSA-2048".
+	Algorithm string `cbor:"algorithm"`
+	// PublicKey is the encoded public key (the same bytes attest returns as public_key).
+	PublicKey []byte `cbor:"public_key"`
+	// Binding says how a document binds the key (docs/protocol.md, "Key binding").
+	Binding string `cbor:"binding"`
+}
+
+// Entropy is the agent's entropy status.
+type Entropy struct {
+	// Source is the kernel's active hwrng (for example "nsm-hwrng") or what the agent seeded from.
+	Source string `cbor:"source"`
+	// SeededBytes counts the NSM bytes the agent added to the kernel pool so far.
+	SeededBytes uint64 `cbor:"seeded_bytes"`
+	// KernelPool states whether the agent could feed the kernel pool (see docs/protocol.md).
+	KernelPool string `cbor:"kernel_pool"`
+	// LastReseed is the Unix time (seconds) of the last reseed; 0 if none.
+	LastReseed int64 `cbor:"last_reseed"`
+}
+
+// NonceLimits states the nonce bounds of attest.
+type NonceLimits struct {
+	Min      uint64 `cbor:"min"`
+	Max      uint64 `cbor:"max"`
+	Required bool   `cbor:"required"`
+}
+
+// Health is the result of health.
+type Health struct {
+	// Status is "ok" when the agent can serve; any other value means it cannot.
+	Status string `cbor:"status"`
+}
