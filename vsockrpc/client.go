@@ -288,9 +288,15 @@ func (cc *clientConn) write(ctx context.Context, frame []byte) {
 	}
 	deadline, _ := ctx.Deadline()
 	cc.nc.SetWriteDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { cc.nc.SetWriteDeadline(time.Unix(1, 0)) })
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		cc.nc.SetWriteDeadline(time.Unix(1, 0))
+		close(interrupted)
+	})
 	err := WriteFrame(cc.nc, frame)
-	stop()
+	if !stop() {
+		<-interrupted // let it finish, or its deadline could hit the next write
+	}
 	if err == nil {
 		return
 	}

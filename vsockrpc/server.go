@@ -140,8 +140,9 @@ func (s *Server) init() error {
 			s.initErr = errors.New("vsockrpc: Server.API is nil")
 			return
 		}
-		s.lim, s.initErr = s.Limits.resolve()
-		s.sem = make(chan struct{}, s.lim.MaxInFlight)
+		if s.lim, s.initErr = s.Limits.resolve(); s.initErr == nil {
+			s.sem = make(chan struct{}, s.lim.MaxInFlight)
+		}
 	})
 	return s.initErr
 }

@@ -1,0 +1,193 @@
+package vsockrpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestClientConcurrent: many goroutines share one client; each gets its own response.
+func TestClientConcurrent(t *testing.T) {
+	_, addr := startUnix(t, LocalAPI(newFake()), Limits{})
+	c := dialT(t, addr)
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				nonce := fmt.Appendf(nil, "g%d-i%d", g, i)
+				res, err := c.Attest(ctx, nonce, "rsa")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if want := "doc|rsa|" + string(nonce) + "|"; string(res.Document) != want {
+					t.Errorf("got %q, want %q", res.Document, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestClientCancel: a cancelled call returns at once; its late response is dropped and the
+// connection keeps serving the next calls.
+func TestClientCancel(t *testing.T) {
+	f, started, release := blockingFake()
+	l := newPipeListener()
+	srv := &Server{API: LocalAPI(f), Logger: quietLogger()}
+	go srv.Serve(l)
+	defer srv.Close()
+	nc, err := l.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(nc)
+	defer c.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Attest(ctx, []byte("slow"), "rsa")
+		done <- err
+	}()
+	<-started
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled call: %v", err)
+	}
+	close(release) // the server now answers the cancelled call; the client drops it
+	res, err := c.Attest(testCtx(t), []byte("next"), "rsa")
+	if err != nil || string(res.Document) != "doc:next" {
+		t.Fatalf("next call: %v", err)
+	}
+	// A call with an expired context does not touch the connection.
+	if _, err := c.Health(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("call with a cancelled context: %v", err)
+	}
+}
+
+// TestClientDeadline: a deadline bounds a call the server does not answer in time.
+func TestClientDeadline(t *testing.T) {
+	f, _, release := blockingFake()
+	defer close(release)
+	_, addr := startUnix(t, LocalAPI(f), Limits{})
+	c := dialT(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Attest(ctx, []byte("slow"), "rsa"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestClientResponseLimit: a response frame over the client's limit breaks the connection with
+// ErrFrameTooLarge instead of being read.
+func TestClientResponseLimit(t *testing.T) {
+	_, addr := startUnix(t, LocalAPI(newFake()), Limits{})
+	d := Dialer{MaxResponseSize: 1024}
+	c, err := d.Dial(testCtx(t), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Random(testCtx(t), 900); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Random(testCtx(t), 2000); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("got %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// TestClientRedial: after the server closes an idle connection, the next call redials.
+func TestClientRedial(t *testing.T) {
+	_, addr := startUnix(t, LocalAPI(newFake()), Limits{IdleTimeout: 20 * time.Millisecond})
+	c := dialT(t, addr)
+	ctx := testCtx(t)
+	if _, err := c.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := c.cc
+	for first.broken() == nil { // the server's idle timeout closes it
+		if ctx.Err() != nil {
+			t.Fatal("idle connection never closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := c.Health(ctx); err != nil {
+		t.Fatalf("after the idle close: %v", err)
+	}
+	if c.cc == first {
+		t.Fatal("no redial")
+	}
+}
+
+// TestClientClose: calls after Close fail with ErrClosed; Close is idempotent.
+func TestClientClose(t *testing.T) {
+	_, addr := startUnix(t, LocalAPI(newFake()), Limits{})
+	c := dialT(t, addr)
+	c.Close()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Health(testCtx(t)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// TestClientChecksResults: the client refuses results that break the protocol's promises.
+func TestClientChecksResults(t *testing.T) {
+	f := newFake()
+	f.attestHook = func(_ context.Context, req LocalAttestRequest) (*AttestResult, error) {
+		return &AttestResult{Document: []byte("d"), PublicKey: []byte("p"), Key: "hpke"}, nil // wrong key
+	}
+	_, addr := startUnix(t, LocalAPI(f), Limits{})
+	if _, err := dialT(t, addr).Attest(testCtx(t), []byte("n"), "rsa"); err == nil {
+		t.Fatal("a result for another key was accepted")
+	}
+}
+
+// TestDecodeResponse covers the client's strict response decoder.
+func TestDecodeResponse(t *testing.T) {
+	ok := func(v any) []byte { return cborOf(t, v) }
+	good := []map[string]any{
+		{"v": 1, "id": 3, "result": map[string]any{}},
+		{"v": 1, "id": nil, "error": map[string]any{"code": "busy", "message": "m"}},
+		{"v": 1, "id": 3, "error": map[string]any{"code": "nsm_error", "message": "", "nsm_code": "InvalidIndex"}},
+	}
+	for _, m := range good {
+		if _, _, _, err := decodeResponse(ok(m)); err != nil {
+			t.Errorf("%v: %v", m, err)
+		}
+	}
+	bad := []any{
+		map[string]any{"v": 1, "id": 3},
+		map[string]any{"v": 1, "id": 3, "result": map[string]any{}, "error": map[string]any{"code": "x", "message": ""}},
+		map[string]any{"v": 2, "id": 3, "result": map[string]any{}},
+		map[string]any{"id": 3, "result": map[string]any{}},
+		map[string]any{"v": 1, "result": map[string]any{}},
+		map[string]any{"v": 1, "id": nil, "result": map[string]any{}},
+		map[string]any{"v": 1, "id": 3, "result": 5},
+		map[string]any{"v": 1, "id": 3, "result": map[string]any{}, "x": 1},
+		map[string]any{"v": 1, "id": 3, "error": map[string]any{"message": "no code"}},
+		map[string]any{"v": 1, "id": 3, "error": map[string]any{"code": "x", "message": "", "extra": 1}},
+		map[string]any{"v": 1, "id": 3, "error": "busy"},
+		map[string]any{"v": 1, "id": "3", "result": map[string]any{}},
+		[]any{1, 3, map[string]any{}},
+	}
+	for _, m := range bad {
+		if _, _, _, err := decodeResponse(ok(m)); err == nil {
+			t.Errorf("accepted %v", m)
+		}
+	}
+	body := ok(good[0])
+	if _, _, _, err := decodeResponse(append(bytes.Clone(body), 0)); err == nil {
+		t.Error("accepted trailing bytes")
+	}
+}
