@@ -158,6 +158,9 @@ func parseProtected(b []byte) error {
 // parsePayload decodes the attestation document map. Only its top-level map
 // may have an indefinite length (NSM output since mid-2025).
 func parsePayload(b []byte, p *parsed) error {
+	if len(b) == 0 {
+		return fail(ErrPayload, "payload is empty")
+	}
 	r := reader{b: b}
 	maj, n, indef, err := r.head()
 	if err != nil {
