@@ -232,6 +232,17 @@ func TestTamperedSigned(t *testing.T) {
 	certSwapped := signatureSection(readInput(t, "signing-cert.pem"), attackerSig.COSESign1)
 	// The right signature with the attacker's certificate (PCR8 would change).
 	certReplaced := signatureSection(otherCert, img.Signature.COSESign1)
+	// One bit of r flipped, re-encoded.
+	cose, err := parseCOSESign1(img.Signature.COSESign1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cose.signature[5] ^= 1
+	sigFlipped := signatureSection(img.Signature.CertificatePEM, cose.encode())
+	// One bit of the signed payload's PCR0 flipped, re-encoded.
+	cose, _ = parseCOSESign1(img.Signature.COSESign1)
+	cose.payload[len(cose.payload)-1] ^= 1
+	payloadFlipped := signatureSection(img.Signature.CertificatePEM, cose.encode())
 
 	flip := func(b []byte, at int64) []byte {
 		b = append([]byte{}, b...)
@@ -245,7 +256,8 @@ func TestTamperedSigned(t *testing.T) {
 	}{
 		{"kernel byte flipped", flip(orig, kernelAt+10), ErrCRC},
 		{"kernel byte flipped, CRC fixed", fixCRC(flip(orig, kernelAt+10)), ErrSignature},
-		{"signature byte flipped, CRC fixed", fixCRC(flip(orig, int64(len(orig))-3)), ErrSignature},
+		{"signature bit flipped", replaceLastSection(t, orig, sigFlipped), ErrSignature},
+		{"signed payload bit flipped", replaceLastSection(t, orig, payloadFlipped), ErrSignature},
 		{"foreign signature", replaceLastSection(t, orig, foreignSig), ErrSignature},
 		{"attacker signature under the original certificate", replaceLastSection(t, orig, certSwapped), ErrSignature},
 		{"original signature under another certificate", replaceLastSection(t, orig, certReplaced), ErrSignature},

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/attestd/attestd/eif"
+	"github.com/attestd/attestd/pcr"
+)
+
+func init() {
+	register(command{name: "eif", summary: "describe or build an enclave image file (EIF)", run: runEIF})
+}
+
+const eifUsage = `usage: attest eif describe FILE [--json] [--policy OUT.json]
+       attest eif build --kernel FILE (--cmdline TEXT | --cmdline-file FILE) --ramdisk FILE [--ramdisk FILE]...
+                        [--metadata FILE.json | --name NAME --version VERSION ...]
+                        [--signing-key KEY.pem --signing-cert CERT.pem] --output FILE [--json]
+
+describe checks an EIF strictly (layout, CRC, signature) and prints its PCRs; --json prints
+the nitro-cli describe-eif object; --policy writes a PCR policy file for attest verify.
+build writes an EIF the way nitro-cli lays it out and prints its PCRs.
+`
+
+func runEIF(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, eifUsage)
+		return usagef("missing subcommand")
+	}
+	switch args[0] {
+	case "describe":
+		return runEIFDescribe(args[1:], stdout, stderr)
+	case "build":
+		return runEIFBuild(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, eifUsage)
+		return errHelp
+	}
+	fmt.Fprint(stderr, eifUsage)
+	return usagef("unknown subcommand %q", args[0])
+}
+
+// eifParseFlags parses flags that may come before or after positional arguments.
+func eifParseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eif describe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jsonOut := fs.Bool("json", false, "print the nitro-cli describe-eif JSON")
+	policy := fs.String("policy", "", "write a PCR policy file (PCR0, 1, 2 and 8 if signed) to this path")
+	fs.Usage = func() { fmt.Fprint(stderr, eifUsage); fs.PrintDefaults() }
+	pos, err := eifParseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return usagef("want exactly one EIF file, got %d arguments", len(pos))
+	}
+	img, err := eif.ParseFile(pos[0])
+	if err != nil {
+		return err
+	}
+	if *policy != "" {
+		if err := eifWriteAtomic(*policy, func(f *os.File) error {
+			_, err := f.Write(eifPolicyJSON(img))
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if *jsonOut {
+		out, err := eif.Describe(img).JSON()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(out)
+		return err
+	}
+	eifPrint(stdout, pos[0], img, time.Now())
+	return nil
+}
+
+// eifPolicyJSON is the PCR policy file shared with attest verify --pcrs-from:
+// {"pcrs": {"0": ["<hex>"], ...}}.
+func eifPolicyJSON(img *eif.Image) []byte {
+	m := img.Measurements
+	pcrs := map[string][]string{
+		"0": {pcr.Hex(m.PCR0)},
+		"1": {pcr.Hex(m.PCR1)},
+		"2": {pcr.Hex(m.PCR2)},
+	}
+	if m.PCR8 != nil {
+		pcrs["8"] = []string{pcr.Hex(m.PCR8)}
+	}
+	out, _ := json.MarshalIndent(map[string]any{"pcrs": pcrs}, "", "  ")
+	return append(out, '\n')
+}
+
+func eifPrint(w io.Writer, name string, img *eif.Image, now time.Time) {
+	h := img.Header
+	fmt.Fprintf(w, "file          %s\n", name)
+	fmt.Fprintf(w, "format        EIF version %d, %s, %d sections, CRC %08x ok\n", h.Version, h.Arch(), h.NumSections, h.CRC32)
+	fmt.Fprintf(w, "defaults      %d MiB memory, %d CPUs\n", h.DefaultMemory>>20, h.DefaultCPUs)
+	if md := img.Metadata; md != nil {
+		b := md.BuildMetadata
+		fmt.Fprintf(w, "image         %s %s (built %s with %s %s; %s %s)\n", md.ImageName, md.ImageVersion,
+			b.BuildTime, b.BuildTool, b.BuildToolVersion, b.OperatingSystem, b.KernelVersion)
+	}
+	if s := img.Signature; s != nil {
+		c := s.Certificate
+		validity := "valid now"
+		if !s.ValidAt(now) {
+			validity = "NOT VALID NOW: nitro-cli refuses to run the image"
+		}
+		fmt.Fprintf(w, "signature     %s, verified; certificate %q, %s to %s (%s)\n", s.Algorithm, c.Subject.String(),
+			c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly), validity)
+	} else {
+		fmt.Fprintf(w, "signature     none\n")
+	}
+	m := img.Measurements
+	fmt.Fprintf(w, "PCR0          %s\n", pcr.Hex(m.PCR0))
+	fmt.Fprintf(w, "PCR1          %s\n", pcr.Hex(m.PCR1))
+	fmt.Fprintf(w, "PCR2          %s\n", pcr.Hex(m.PCR2))
+	if m.PCR8 != nil {
+		fmt.Fprintf(w, "PCR8          %s\n", pcr.Hex(m.PCR8))
+	}
+	fmt.Fprintf(w, "sections\n")
+	for _, s := range img.Sections {
+		fmt.Fprintf(w, "  %-10s  at %-10d %d bytes\n", s.Type, s.Offset, s.Size)
+	}
+}
+
+// eifRepeated collects a repeatable flag.
+type eifRepeated []string
+
+func (r *eifRepeated) String() string     { return strings.Join(*r, ",") }
+func (r *eifRepeated) Set(v string) error { *r = append(*r, v); return nil }
+
+func runEIFBuild(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("eif build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kernel := fs.String("kernel", "", "kernel image (bzImage or Image)")
+	cmdline := fs.String("cmdline", "", "kernel command line")
+	cmdlineFile := fs.String("cmdline-file", "", "file holding the kernel command line (surrounding whitespace is trimmed, as nitro-cli does)")
+	var ramdisks eifRepeated
+	fs.Var(&ramdisks, "ramdisk", "ramdisk, repeatable: the first is the bootstrap ramdisk (PCR1), the others the application (PCR2)")
+	metadataFile := fs.String("metadata", "", "the whole metadata section as JSON (ImageName, ImageVersion, BuildMetadata, DockerInfo, CustomMetadata)")
+	name := fs.String("name", "", "image name (default: the output file name without .eif)")
+	version := fs.String("version", "1.0", "image version")
+	buildTime := fs.String("build-time", "", "build time, RFC 3339 (default: $SOURCE_DATE_EPOCH if set, else now)")
+	osName := fs.String("os", "Unknown", "operating system recorded in the metadata")
+	kernelVersion := fs.String("kernel-version", "Unknown", "kernel version recorded in the metadata")
+	customFile := fs.String("custom-metadata", "", "JSON file recorded as CustomMetadata")
+	arch := fs.String("arch", "x86_64", "x86_64 or aarch64")
+	signingKey := fs.String("signing-key", "", "PEM ECDSA private key (P-256, P-384 or P-521) to sign the image with")
+	signingCert := fs.String("signing-cert", "", "PEM certificate of the signing key (its hash becomes PCR8)")
+	output := fs.String("output", "", "EIF to write")
+	jsonOut := fs.Bool("json", false, "print the measurements as nitro-cli build-enclave does")
+	fs.Usage = func() { fmt.Fprint(stderr, eifUsage); fs.PrintDefaults() }
+	pos, err := eifParseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case len(pos) != 0:
+		return usagef("unexpected argument %q", pos[0])
+	case *kernel == "":
+		return usagef("--kernel is required")
+	case *output == "":
+		return usagef("--output is required")
+	case len(ramdisks) == 0:
+		return usagef("at least one --ramdisk is required")
+	case set["cmdline"] == set["cmdline-file"]:
+		return usagef("give exactly one of --cmdline and --cmdline-file")
+	case (*signingKey == "") != (*signingCert == ""):
+		return usagef("--signing-key and --signing-cert go together")
+	case *arch != "x86_64" && *arch != "aarch64":
+		return usagef("--arch is x86_64 or aarch64, not %q", *arch)
+	case *metadataFile != "" && (set["name"] || set["version"] || set["build-time"] || set["os"] || set["kernel-version"] || set["custom-metadata"]):
+		return usagef("--metadata gives the whole metadata section: it excludes --name, --version, --build-time, --os, --kernel-version and --custom-metadata")
+	}
+
+	in := eif.BuildInput{Arm64: *arch == "aarch64"}
+	in.Cmdline = *cmdline
+	if *cmdlineFile != "" {
+		b, err := os.ReadFile(*cmdlineFile)
+		if err != nil {
+			return err
+		}
+		in.Cmdline = strings.TrimSpace(string(b))
+	}
+	if *metadataFile != "" {
+		b, err := os.ReadFile(*metadataFile)
+		if err != nil {
+			return err
+		}
+		md, err := eif.ParseMetadata(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *metadataFile, err)
+		}
+		in.Metadata = *md
+	} else {
+		md, err := eifMetadata(*name, *version, *buildTime, *osName, *kernelVersion, *customFile, *output)
+		if err != nil {
+			return err
+		}
+		in.Metadata = *md
+	}
+	if *signingKey != "" {
+		key, err := os.ReadFile(*signingKey)
+		if err != nil {
+			return err
+		}
+		cert, err := os.ReadFile(*signingCert)
+		if err != nil {
+			return err
+		}
+		if in.Signer, err = eif.NewSigner(key, cert); err != nil {
+			return err
+		}
+	}
+
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	open := func(path string) (*os.File, error) {
+		f, err := os.Open(path)
+		if err == nil {
+			files = append(files, f)
+		}
+		return f, err
+	}
+	k, err := open(*kernel)
+	if err != nil {
+		return err
+	}
+	in.Kernel = k
+	for _, path := range ramdisks {
+		f, err := open(path)
+		if err != nil {
+			return err
+		}
+		in.Ramdisks = append(in.Ramdisks, f)
+	}
+
+	var built *eif.Image
+	if err := eifWriteAtomic(*output, func(f *os.File) (err error) {
+		built, err = eif.Build(f, in)
+		return err
+	}); err != nil {
+		return err
+	}
+	// Measure the written file independently of the builder: what is printed is what was written.
+	img, err := eif.ParseFile(*output)
+	if err != nil {
+		return fmt.Errorf("the written image does not parse: %w", err)
+	}
+	if !eifSameMeasurements(img.Measurements, built.Measurements) {
+		return fmt.Errorf("the written image measures differently from what was built")
+	}
+	if *jsonOut {
+		out, err := json.MarshalIndent(map[string]any{"Measurements": eif.Describe(img).Measurements}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", out)
+		return err
+	}
+	eifPrint(stdout, *output, img, time.Now())
+	return nil
+}
+
+func eifSameMeasurements(a, b eif.Measurements) bool {
+	return bytes.Equal(a.PCR0, b.PCR0) && bytes.Equal(a.PCR1, b.PCR1) && bytes.Equal(a.PCR2, b.PCR2) && bytes.Equal(a.PCR8, b.PCR8)
+}
+
+// eifMetadata makes the metadata section from flags, as eif_build does; the build time
+// honours SOURCE_DATE_EPOCH so that reproducible pipelines write identical bytes.
+func eifMetadata(name, version, buildTime, osName, kernelVersion, customFile, output string) (*eif.Metadata, error) {
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(output), ".eif")
+	}
+	var t time.Time
+	switch epoch := os.Getenv("SOURCE_DATE_EPOCH"); {
+	case buildTime != "":
+		var err error
+		if t, err = time.Parse(time.RFC3339, buildTime); err != nil {
+			return nil, usagef("--build-time: %v", err)
+		}
+	case epoch != "":
+		s, err := strconv.ParseInt(epoch, 10, 64)
+		if err != nil {
+			return nil, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", epoch)
+		}
+		t = time.Unix(s, 0)
+	default:
+		t = time.Now()
+	}
+	toolVersion := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		toolVersion = bi.Main.Version
+	}
+	md := &eif.Metadata{
+		ImageName:    name,
+		ImageVersion: version,
+		BuildMetadata: eif.BuildMetadata{
+			// chrono's to_rfc3339 form, as nitro-cli writes it.
+			BuildTime:        t.UTC().Truncate(time.Second).Format("2006-01-02T15:04:05+00:00"),
+			BuildTool:        "attest",
+			BuildToolVersion: toolVersion,
+			OperatingSystem:  osName,
+			KernelVersion:    kernelVersion,
+		},
+	}
+	if customFile != "" {
+		b, err := os.ReadFile(customFile)
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid(b) {
+			return nil, fmt.Errorf("%s: not JSON", customFile)
+		}
+		md.CustomMetadata = json.RawMessage(b)
+	}
+	return md, nil
+}
+
+// eifWriteAtomic writes path through a temporary file beside it and a rename, so a failed
+// write never leaves a partial file under the final name.
+func eifWriteAtomic(path string, write func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	err = write(tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	return err
+}
