@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 		return nil, err
 	}
 	if err := a.seeder.Seed(ctx); err != nil {
-		return nil, fmt.Errorf("agent: entropy: %w", err)
+		return nil, err
 	}
 
 	// 2. Keys.
@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 		gen = keys.Generate
 	}
 	if a.keys, err = gen(cfg.Keys); err != nil {
-		return nil, fmt.Errorf("agent: keys: %w", err)
+		return nil, err
 	}
 	for _, k := range a.keys.Keys() {
 		a.keyInfo = append(a.keyInfo, vsockrpc.KeyInfo{

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/agent"
+	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/vsockrpc"
+)
+
+var (
+	fetchKeysOnce sync.Once
+	fetchKeys     *keys.Set
+	fetchKeysErr  error
+)
+
+// testAgent is attestd in-process on the software NSM.
+type testAgent struct {
+	addr string // parent API
+	root string // mock root.pem
+	pcrs map[uint16][]byte
+}
+
+// startFetchAgent serves the agent's parent API on a unix socket; wrap, if
+// set, may corrupt what the agent returns.
+func startFetchAgent(t *testing.T, wrap func(vsockrpc.ParentService) vsockrpc.ParentService) *testAgent {
+	t.Helper()
+	dir := t.TempDir()
+	mockDir := filepath.Join(dir, "mock")
+	if err := mocknsm.Init(mockDir, mocknsm.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mocknsm.Open(mockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(context.Background(), agent.Config{
+		NSM: sess,
+		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: dir, SkipHWRNGCheck: true,
+			Ready: func() error { return nil }},
+		GenerateKeys: func(c keys.Config) (*keys.Set, error) {
+			fetchKeysOnce.Do(func() { fetchKeys, fetchKeysErr = keys.Generate(c) })
+			return fetchKeys, fetchKeysErr
+		},
+		Mock:   true,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svc vsockrpc.ParentService = a
+	if wrap != nil {
+		svc = wrap(a)
+	}
+	sockDir, err := os.MkdirTemp("", "fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "unix://" + filepath.Join(sockDir, "p")
+	l, err := vsockrpc.Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &vsockrpc.Server{API: vsockrpc.ParentAPI(svc), Logger: slog.New(slog.DiscardHandler)}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close()
+		os.RemoveAll(sockDir)
+	})
+	d, err := a.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testAgent{addr: addr, root: filepath.Join(mockDir, "root.pem"), pcrs: d.PCRs}
+}
+
+func fetch(t *testing.T, want int, args ...string) (stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(append([]string{"fetch"}, args...), &out, &errb)
+	if code != want {
+		t.Fatalf("attest fetch %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, out.String(), errb.String())
+	}
+	if want != 0 && strings.Count(errb.String(), "\n") < 1 {
+		t.Fatalf("no error message: %q", errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+func TestFetchVerifiesBothKeys(t *testing.T) {
+	ta := startFetchAgent(t, nil)
+	pcrArgs := []string{}
+	for _, i := range []uint16{0, 1, 2, 8} {
+		pcrArgs = append(pcrArgs, "--pcr", strconv.Itoa(int(i))+"="+hex.EncodeToString(ta.pcrs[i]))
+	}
+	for _, c := range []struct{ key, want string }{
+		{"hpke", "key          hpke: HPKE KEM 0x647a (MLKEM768-X25519), 1216 bytes; binding checked"},
+		{"rsa", "key          rsa: RSA-2048 (SPKI DER), 294 bytes; binding checked (the document carries it whole)"},
+	} {
+		out, _ := fetch(t, 0, append([]string{"--addr", ta.addr, "--root", ta.root, "--key", c.key}, pcrArgs...)...)
+		for _, w := range []string{"valid attestation document", c.want, "nonce        32 bytes ",
+			"PCR0         " + hex.EncodeToString(ta.pcrs[0])} {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: output lacks %q:\n%s", c.key, w, out)
+			}
+		}
+	}
+}
+
+func TestFetchNonceJSONAndOut(t *testing.T) {
+	ta := startFetchAgent(t, nil)
+	outFile := filepath.Join(t.TempDir(), "doc.cbor")
+	out, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--nonce", "00c0ffee", "--json", "--out", outFile, "--key", "rsa")
+	var j struct {
+		Document struct {
+			Nonce     []byte `json:"nonce"`
+			PublicKey []byte `json:"public_key"`
+		} `json:"document"`
+		Key struct {
+			Name      string `json:"name"`
+			Binding   string `json:"binding"`
+			PublicKey []byte `json:"public_key"`
+		} `json:"key"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if hex.EncodeToString(j.Document.Nonce) != "00c0ffee" || j.Key.Name != "rsa" || j.Key.Binding != "whole" ||
+		!bytes.Equal(j.Key.PublicKey, j.Document.PublicKey) {
+		t.Errorf("json = %s", out)
+	}
+	// --out holds the raw document: it verifies with the same nonce.
+	raw, err := os.ReadFile(outFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootPEM, _ := os.ReadFile(ta.root)
+	root, _ := attestation.ParseRootPEM(rootPEM)
+	if _, err := attestation.Verify(raw, attestation.Options{Root: root, AnyPCRs: true, Nonce: []byte{0, 0xc0, 0xff, 0xee}}); err != nil {
+		t.Fatal(err)
+	}
+	// Random nonces differ between runs.
+	out1, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--nonce", "random")
+	out2, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs")
+	if nonceLine(out1) == nonceLine(out2) || !strings.Contains(nonceLine(out1), "32 bytes") {
+		t.Errorf("random nonces: %q, %q", nonceLine(out1), nonceLine(out2))
+	}
+}
+
+func nonceLine(out string) string {
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "nonce ") {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestFetchRejects(t *testing.T) {
+	ta := startFetchAgent(t, nil)
+	zero := strings.Repeat("00", 48)
+	for _, c := range []struct {
+		name, substr string
+		args         []string
+	}{
+		{"wrong PCR0", "PCR", []string{"--root", ta.root, "--pcr", "0=" + zero}},
+		{"AWS root", "chain", []string{"--any-pcrs"}},
+	} {
+		_, errOut := fetch(t, 1, append([]string{"--addr", ta.addr}, c.args...)...)
+		if !strings.Contains(errOut, c.substr) {
+			t.Errorf("%s: stderr %q lacks %q", c.name, errOut, c.substr)
+		}
+	}
+	// Nobody listening.
+	fetch(t, 1, "--addr", "unix://"+filepath.Join(t.TempDir(), "none"), "--root", ta.root, "--any-pcrs", "--timeout", "2s")
+}
+
+func TestFetchUsageErrors(t *testing.T) {
+	for name, args := range map[string][]string{
+		"no addr":       {"--any-pcrs"},
+		"bad addr":      {"--addr", "http://x", "--any-pcrs"},
+		"no PCR policy": {"--addr", "unix:///x"},
+		"bad nonce":     {"--addr", "unix:///x", "--any-pcrs", "--nonce", "xyz"},
+		"long nonce":    {"--addr", "unix:///x", "--any-pcrs", "--nonce", strings.Repeat("ab", 513)},
+		"bad key":       {"--addr", "unix:///x", "--any-pcrs", "--key", "ed25519"},
+		"stray arg":     {"--addr", "unix:///x", "--any-pcrs", "extra"},
+		"zero timeout":  {"--addr", "unix:///x", "--any-pcrs", "--timeout", "0s"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"fetch"}, args...), &out, &errb); code != 2 {
+			t.Errorf("%s: exit %d, want 2 (%s)", name, code, errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"fetch", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "usage: attest fetch") {
+		t.Errorf("-h: exit %d, %q", code, errb.String())
+	}
+}
+
+// lyingAgent returns another key beside the document, or replays an old
+// document: fetch must reject both.
+type lyingAgent struct {
+	vsockrpc.ParentService
+	swapKey bool
+	mu      sync.Mutex
+	replay  *vsockrpc.AttestResult
+}
+
+func (l *lyingAgent) Attest(ctx context.Context, req vsockrpc.AttestRequest) (*vsockrpc.AttestResult, error) {
+	if l.swapKey {
+		res, err := l.ParentService.Attest(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		other := req.Key
+		if other == keys.HPKE {
+			other = keys.RSA
+		} else {
+			other = keys.HPKE
+		}
+		d, _ := l.Describe(ctx)
+		for _, k := range d.Keys {
+			if k.Name == other {
+				res.PublicKey = k.PublicKey
+			}
+		}
+		return res, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.replay == nil {
+		res, err := l.ParentService.Attest(ctx, vsockrpc.AttestRequest{Nonce: []byte("the first nonce"), Key: req.Key})
+		if err != nil {
+			return nil, err
+		}
+		l.replay = res
+	}
+	return l.replay, nil
+}
+
+func TestFetchRejectsLyingAgent(t *testing.T) {
+	swap := startFetchAgent(t, func(s vsockrpc.ParentService) vsockrpc.ParentService { return &lyingAgent{ParentService: s, swapKey: true} })
+	for _, key := range []string{"hpke", "rsa"} {
+		_, errOut := fetch(t, 1, "--addr", swap.addr, "--root", swap.root, "--any-pcrs", "--key", key)
+		if !strings.Contains(errOut, "does not bind the key") {
+			t.Errorf("%s with a swapped key: %q", key, errOut)
+		}
+	}
+	replay := startFetchAgent(t, func(s vsockrpc.ParentService) vsockrpc.ParentService { return &lyingAgent{ParentService: s} })
+	_, errOut := fetch(t, 1, "--addr", replay.addr, "--root", replay.root, "--any-pcrs")
+	if !strings.Contains(errOut, "nonce") {
+		t.Errorf("replayed document: %q", errOut)
+	}
+}
+
+func TestFetchTimeout(t *testing.T) {
+	// A listener that never answers: fetch gives up after --timeout.
+	dir, err := os.MkdirTemp("", "fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	l, err := vsockrpc.Listen("unix://" + filepath.Join(dir, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start := time.Now()
+	_, errOut := fetch(t, 1, "--addr", "unix://"+filepath.Join(dir, "s"), "--any-pcrs", "--timeout", "300ms")
+	if !strings.Contains(errOut, "deadline") || time.Since(start) > time.Minute {
+		t.Errorf("stderr %q", errOut)
+	}
+}

@@ -1,0 +1,370 @@
+// Command attestd is the attestation agent that runs inside a Nitro Enclave.
+//
+// Start-up, in this order: open the NSM; feed the kernel's entropy pool from
+// the NSM (after checking that the active hwrng is nsm-hwrng); generate the
+// ephemeral HPKE and RSA keys; listen for the parent (--listen, vsock by
+// default) and for applications inside the enclave (--local, a unix socket of
+// mode 0600). SIGTERM or SIGINT stops accepting, lets requests in flight
+// finish and closes the NSM.
+//
+// Exit codes: 0 clean shutdown (or --help/--version), 1 failure, 2 usage error.
+// See docs/agent.md.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/attestd/attestd/agent"
+	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/vsockrpc"
+)
+
+// version is the agent version; release builds set it with
+// -ldflags '-X main.version=...'.
+var version = "dev"
+
+const mockPrefix = "mock:"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the parsed flags.
+type options struct {
+	nsmPath        string
+	listen         string
+	local          string
+	logFormat      string
+	logLevel       string
+	nonceMin       int
+	nonceMax       int
+	allowNoNonce   bool
+	userData       []byte
+	hpkeKEM        string
+	skipHWRNG      bool
+	reseed         time.Duration
+	maxConns       int
+	nsmConcurrency int
+	drainTimeout   time.Duration
+}
+
+var errHelp = errors.New("help requested")
+
+type usageError struct{ error }
+
+func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("attestd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: attestd [flags]\n\nThe attestation agent inside a Nitro Enclave (docs/agent.md).\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.nsmPath, "nsm", nsm.DefaultPath, "NSM device, or mock:DIR for the in-process software NSM of a mock directory (development)")
+	fs.StringVar(&o.listen, "listen", "vsock://:5005", "parent API address: vsock://:PORT, or unix:///PATH or tcp://127.0.0.1:PORT for development")
+	fs.StringVar(&o.local, "local", "unix:///run/attestd.sock", "in-enclave API: unix:///PATH (created mode 0600); empty disables it")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.IntVar(&o.nonceMin, "nonce-min", agent.DefaultNonceMin, "smallest nonce accepted, in bytes")
+	fs.IntVar(&o.nonceMax, "nonce-max", agent.DefaultNonceMax, "largest nonce accepted, in bytes (at most 512)")
+	fs.BoolVar(&o.allowNoNonce, "allow-no-nonce", false, "let the parent get documents without a nonce (they prove no freshness)")
+	userDataHex := fs.String("user-data", "", "initial user_data, in hex (at most 512 bytes); in-enclave apps can replace it")
+	userDataFile := fs.String("user-data-file", "", "read the initial user_data from this file (at most 512 bytes)")
+	fs.StringVar(&o.hpkeKEM, "hpke-kem", keys.KEMMLKEM768X25519, "HPKE key: mlkem768x25519 (post-quantum hybrid) or x25519")
+	fs.BoolVar(&o.skipHWRNG, "insecure-skip-hwrng-check", false, "start even if the active hwrng is not nsm-hwrng (development only; logged as a warning)")
+	fs.DurationVar(&o.reseed, "reseed-interval", entropy.DefaultReseedInterval, "how often to reseed the kernel pool from the NSM")
+	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
+	fs.IntVar(&o.nsmConcurrency, "nsm-concurrency", agent.DefaultNSMConcurrency, "maximum NSM calls in flight")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, false, errHelp
+		}
+		return nil, false, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, false, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *showVersion {
+		return o, true, nil
+	}
+	switch {
+	case *userDataHex != "" && *userDataFile != "":
+		return nil, false, usageError{errors.New("--user-data and --user-data-file are exclusive")}
+	case *userDataHex != "":
+		b, err := hex.DecodeString(*userDataHex)
+		if err != nil {
+			return nil, false, usageError{fmt.Errorf("--user-data: %v", err)}
+		}
+		o.userData = b
+	case *userDataFile != "":
+		b, err := readSmallFile(*userDataFile, agent.MaxUserData)
+		if err != nil {
+			return nil, false, usageError{fmt.Errorf("--user-data-file: %v", err)}
+		}
+		o.userData = b
+	}
+	if len(o.userData) > agent.MaxUserData {
+		return nil, false, usageError{fmt.Errorf("user_data is %d bytes, at most %d", len(o.userData), agent.MaxUserData)}
+	}
+	if o.nonceMin < 1 || o.nonceMax > vsockrpc.MaxNonceSize || o.nonceMin > o.nonceMax {
+		return nil, false, usageError{fmt.Errorf("--nonce-min/--nonce-max: %d..%d not within 1..%d", o.nonceMin, o.nonceMax, vsockrpc.MaxNonceSize)}
+	}
+	if o.hpkeKEM != keys.KEMMLKEM768X25519 && o.hpkeKEM != keys.KEMX25519 {
+		return nil, false, usageError{fmt.Errorf("--hpke-kem %q: want %s or %s", o.hpkeKEM, keys.KEMMLKEM768X25519, keys.KEMX25519)}
+	}
+	if o.reseed < time.Second {
+		return nil, false, usageError{fmt.Errorf("--reseed-interval %v: at least 1s", o.reseed)}
+	}
+	if o.maxConns < 1 || o.nsmConcurrency < 1 || o.drainTimeout <= 0 {
+		return nil, false, usageError{errors.New("--max-conns, --nsm-concurrency and --drain-timeout must be positive")}
+	}
+	if _, err := vsockrpc.ParseAddr(o.listen); err != nil {
+		return nil, false, usageError{fmt.Errorf("--listen: %v", err)}
+	}
+	if o.local != "" {
+		a, err := vsockrpc.ParseAddr(o.local)
+		if err != nil {
+			return nil, false, usageError{fmt.Errorf("--local: %v", err)}
+		}
+		if a.Network != "unix" {
+			return nil, false, usageError{errors.New("--local: the in-enclave API is served only on a unix socket")}
+		}
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return nil, false, usageError{fmt.Errorf("--log-format %q: want text or json", o.logFormat)}
+	}
+	return o, false, nil
+}
+
+func readSmallFile(path string, max int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("more than %d bytes", max)
+	}
+	return b, nil
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	ho := &slog.HandlerOptions{Level: level}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, ho)), nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, showVersion, err := parseFlags(args, stderr)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "attestd: %v\n", err)
+		return 2
+	case showVersion:
+		fmt.Fprintf(stdout, "attestd %s (%s)\n", version, runtime.Version())
+		return 0
+	}
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "attestd: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, o, log); err != nil {
+		args := []any{"error", err.Error()}
+		if errors.As(err, new(*entropy.HWRNGError)) {
+			args = append(args, "hint", "inside an enclave the NSM's hwrng must be active; --insecure-skip-hwrng-check relaxes this for development only")
+		}
+		log.Error("attestd failed", args...)
+		return 1
+	}
+	return 0
+}
+
+// serve runs the start-up sequence, serves until ctx ends, then drains.
+func serve(ctx context.Context, o *options, log *slog.Logger) error {
+	log.Info("attestd starting", "version", version, "nsm", o.nsmPath, "listen", o.listen, "local", o.local)
+	hardenProcess(log)
+
+	// 1. The NSM.
+	session, mock, err := openNSM(o.nsmPath)
+	if err != nil {
+		return err
+	}
+	ecfg := entropy.Config{SkipHWRNGCheck: o.skipHWRNG, ReseedInterval: o.reseed}
+	if mock {
+		ecfg.NoSinkReason = "software NSM (--nsm mock:DIR): its random bytes come from this host's own getrandom"
+		log.Warn("running on the software NSM: documents are signed by the mock PKI, not AWS; the kernel random pool is not touched")
+	} else {
+		ecfg.Sink = entropy.KernelPool{}
+	}
+
+	// 2. Entropy and 3. keys (agent.New, in that order).
+	a, err := agent.New(ctx, agent.Config{
+		NSM:            session,
+		Entropy:        ecfg,
+		Keys:           keys.Config{HPKEKEM: o.hpkeKEM},
+		NonceMin:       o.nonceMin,
+		NonceMax:       o.nonceMax,
+		AllowNoNonce:   o.allowNoNonce,
+		UserData:       o.userData,
+		NSMConcurrency: o.nsmConcurrency,
+		Version:        version,
+		Mock:           mock,
+		Logger:         log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Warn("closing the NSM", "error", err.Error())
+		}
+	}()
+	if o.allowNoNonce {
+		log.Warn("--allow-no-nonce: the parent can get documents without a nonce; they prove no freshness")
+	}
+
+	// 4. Listen.
+	servers, err := listen(o, a, log)
+	if err != nil {
+		return err
+	}
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	go a.Run(runCtx)
+
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() {
+			err := s.srv.Serve(s.l)
+			if errors.Is(err, vsockrpc.ErrServerClosed) {
+				err = nil
+			} else if err != nil {
+				err = fmt.Errorf("serving %s: %w", s.name, err)
+			}
+			errc <- err
+		}()
+		log.Info("listening", "api", s.name, "addr", s.addr)
+	}
+	log.Info("attestd ready")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing requests in flight")
+	case serveErr = <-errc:
+		log.Error("a listener failed; shutting down", "error", fmt.Sprint(serveErr))
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(func() {
+			if err := s.srv.Shutdown(dctx); err != nil {
+				log.Warn("drain incomplete", "api", s.name, "error", err.Error())
+			}
+		})
+	}
+	wg.Wait()
+	cancelRun()
+	log.Info("attestd stopped")
+	return serveErr
+}
+
+type server struct {
+	name, addr string
+	srv        *vsockrpc.Server
+	l          net.Listener
+}
+
+// listen opens the parent and local listeners; on error none is left open.
+func listen(o *options, a *agent.Agent, log *slog.Logger) ([]server, error) {
+	pl, err := vsockrpc.Listen(o.listen)
+	if err != nil {
+		return nil, err
+	}
+	servers := []server{{
+		name: "parent", addr: o.listen, l: pl,
+		srv: &vsockrpc.Server{API: vsockrpc.ParentAPI(a), Limits: vsockrpc.Limits{MaxConns: o.maxConns},
+			Logger: log.With("api", "parent")},
+	}}
+	if o.local != "" {
+		ll, err := vsockrpc.Listen(o.local)
+		if err != nil {
+			pl.Close()
+			return nil, err
+		}
+		servers = append(servers, server{
+			name: "local", addr: o.local, l: ll,
+			srv: &vsockrpc.Server{API: vsockrpc.LocalAPI(a), Logger: log.With("api", "local")},
+		})
+	}
+	return servers, nil
+}
+
+// openNSM opens the device, or the software NSM of a mock directory.
+func openNSM(spec string) (*nsm.Session, bool, error) {
+	if dir, ok := strings.CutPrefix(spec, mockPrefix); ok {
+		if dir == "" {
+			return nil, false, errors.New("--nsm mock:DIR needs a directory")
+		}
+		m, err := mocknsm.Open(dir)
+		if err != nil {
+			return nil, false, err
+		}
+		s, err := nsm.Open(nsm.Options{Device: m.Device()})
+		return s, true, err
+	}
+	s, err := nsm.Open(nsm.Options{Path: spec})
+	if err != nil {
+		return nil, false, fmt.Errorf("open NSM %s: %w", spec, err)
+	}
+	return s, false, nil
+}
+
+// hardenProcess disables core dumps and ptrace by other processes of the same
+// user: the private keys live in this process's memory.
+func hardenProcess(log *slog.Logger) {
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		log.Warn("cannot disable core dumps", "error", err.Error())
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("cannot mark the process non-dumpable", "error", err.Error())
+	}
+}
