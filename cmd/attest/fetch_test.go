@@ -259,7 +259,9 @@ func (l *lyingAgent) Attest(ctx context.Context, req vsockrpc.AttestRequest) (*v
 }
 
 func TestFetchRejectsLyingAgent(t *testing.T) {
-	swap := startFetchAgent(t, func(s vsockrpc.ParentService) vsockrpc.ParentService { return &lyingAgent{ParentService: s, swapKey: true} })
+	swap := startFetchAgent(t, func(s vsockrpc.ParentService) vsockrpc.ParentService {
+		return &lyingAgent{ParentService: s, swapKey: true}
+	})
 	for _, key := range []string{"hpke", "rsa"} {
 		_, errOut := fetch(t, 1, "--addr", swap.addr, "--root", swap.root, "--any-pcrs", "--key", key)
 		if !strings.Contains(errOut, "does not bind the key") {
