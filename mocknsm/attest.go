@@ -113,7 +113,7 @@ var pcrEncMode = func() cbor.EncMode {
 	return em
 }()
 
-func (n *NSM) attest(r request) []byte {
+func (n *NSM) attest(r decoded) []byte {
 	now := n.now()
 	n.mu.Lock()
 	pcrs := make(map[uint16][]byte, NumPCRs)

@@ -4,7 +4,7 @@ import (
 	"github.com/attestd/attestd/nsm"
 	"github.com/fxamacker/cbor/v2"
 	hfnsm "github.com/hf/nsm"
-	hfreq "github.com/hf/nsm/request"
+	"github.com/hf/nsm/request"
 	"github.com/hf/nsm/response"
 )
 
@@ -16,7 +16,7 @@ func (n *NSM) Device() nsm.Device { return device{n} }
 
 type device struct{ n *NSM }
 
-func (d device) Send(req hfreq.Request) (response.Response, error) {
+func (d device) Send(req request.Request) (response.Response, error) {
 	b, err := cbor.Marshal(req.Encoded())
 	if err != nil {
 		return response.Response{}, err

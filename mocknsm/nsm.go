@@ -142,7 +142,7 @@ func (n *NSM) Process(req []byte) ([]byte, syscall.Errno) {
 	return resp, 0
 }
 
-func (n *NSM) handle(r request) []byte {
+func (n *NSM) handle(r decoded) []byte {
 	switch r.op {
 	case DescribeNSM:
 		return n.describeNSM()

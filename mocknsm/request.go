@@ -16,8 +16,8 @@ const (
 	GetRandom   = "GetRandom"
 )
 
-// request is a decoded NSM request.
-type request struct {
+// decoded is a decoded NSM request.
+type decoded struct {
 	op                         string
 	index                      uint16 // DescribePCR, ExtendPCR, LockPCR: index; LockPCRs: range
 	data                       []byte // ExtendPCR
@@ -50,32 +50,33 @@ func major(raw []byte) byte { return raw[0] >> 5 }
 // decodeRequest parses the serde_cbor form of an NSM request (nitro-specs §4.3). The mock is stricter than serde,
 // and its error codes follow QEMU's NSM model where one exists:
 //
-//   - not CBOR, trailing bytes, not a text or a one-entry map, an unknown variant, or a unit variant in map form
-//     or a struct variant as bare text: InvalidOperation (the request cannot be identified);
+//   - not well-formed CBOR, trailing bytes, a CBOR tag anywhere, not a text or a one-entry map, an unknown
+//     variant, a unit variant in map form or a struct variant as bare text: InvalidOperation (the request cannot
+//     be identified);
 //   - a known struct variant whose body is not a map, has a duplicate, unknown or missing field, or a field of the
-//     wrong CBOR type (e.g. index not a uint16, data not a byte string, a tag, null data): InvalidArgument. The
-//     real NSM (serde) ignores unknown fields; the mock rejects them so that client typos show up.
+//     wrong CBOR type (index not a uint16, data not a byte string, null data): InvalidArgument. The real NSM
+//     (serde) ignores unknown fields; the mock rejects them so that client typos show up.
 //
 // Attestation fields may be absent (serde's Option default), null or a byte string. Indexes are range-checked by
 // the handlers (InvalidIndex), not here.
-func decodeRequest(b []byte) (request, nsm.ErrorCode) {
+func decodeRequest(b []byte) (decoded, nsm.ErrorCode) {
 	if len(b) == 0 {
-		return request{}, nsm.InvalidOperation
+		return decoded{}, nsm.InvalidOperation
 	}
 	switch major(b) {
 	case majorText:
 		var name string
 		if reqDecMode.Unmarshal(b, &name) != nil {
-			return request{}, nsm.InvalidOperation
+			return decoded{}, nsm.InvalidOperation
 		}
 		if name == DescribeNSM || name == GetRandom {
-			return request{op: name}, ""
+			return decoded{op: name}, ""
 		}
-		return request{}, nsm.InvalidOperation
+		return decoded{}, nsm.InvalidOperation
 	case majorMap:
 		var outer map[string]cbor.RawMessage
 		if reqDecMode.Unmarshal(b, &outer) != nil || len(outer) != 1 {
-			return request{}, nsm.InvalidOperation
+			return decoded{}, nsm.InvalidOperation
 		}
 		var name string
 		var body cbor.RawMessage
@@ -84,7 +85,7 @@ func decodeRequest(b []byte) (request, nsm.ErrorCode) {
 		}
 		return decodeBody(name, body)
 	}
-	return request{}, nsm.InvalidOperation
+	return decoded{}, nsm.InvalidOperation
 }
 
 // fields of each struct variant: true = required.
@@ -96,26 +97,26 @@ var variantFields = map[string]map[string]bool{
 	Attestation: {"user_data": false, "nonce": false, "public_key": false},
 }
 
-func decodeBody(name string, body cbor.RawMessage) (request, nsm.ErrorCode) {
+func decodeBody(name string, body cbor.RawMessage) (decoded, nsm.ErrorCode) {
 	want, ok := variantFields[name]
 	if !ok {
-		return request{}, nsm.InvalidOperation
+		return decoded{}, nsm.InvalidOperation
 	}
 	var fields map[string]cbor.RawMessage
 	if major(body) != majorMap || reqDecMode.Unmarshal(body, &fields) != nil {
-		return request{}, nsm.InvalidArgument
+		return decoded{}, nsm.InvalidArgument
 	}
 	for k := range fields {
 		if _, ok := want[k]; !ok {
-			return request{}, nsm.InvalidArgument
+			return decoded{}, nsm.InvalidArgument
 		}
 	}
 	for k, required := range want {
 		if _, ok := fields[k]; required && !ok {
-			return request{}, nsm.InvalidArgument
+			return decoded{}, nsm.InvalidArgument
 		}
 	}
-	r := request{op: name}
+	r := decoded{op: name}
 	var ok1, ok2, ok3 bool
 	switch name {
 	case DescribePCR, LockPCR, ExtendPCR:
@@ -133,7 +134,7 @@ func decodeBody(name string, body cbor.RawMessage) (request, nsm.ErrorCode) {
 		r.publicKey, ok3 = decodeBytes(fields["public_key"], true)
 	}
 	if !ok1 || !ok2 || !ok3 {
-		return request{}, nsm.InvalidArgument
+		return decoded{}, nsm.InvalidArgument
 	}
 	return r, ""
 }
