@@ -185,15 +185,17 @@ func (c *Client) call(ctx context.Context, method string, params, out any) error
 		return err
 	}
 	id := c.nextID.Add(1)
-	body, err := encMode.Marshal(wireRequest{V: Version, ID: id, Method: method, Params: params})
+	frame, err := encodeFrame(wireRequest{V: Version, ID: id, Method: method, Params: params})
 	if err != nil {
 		return fmt.Errorf("vsockrpc: %s: %w", method, err)
 	}
 	ch := make(chan reply, 1)
 	if err := cc.register(id, ch); err != nil {
+		putFrame(frame)
 		return err
 	}
-	cc.write(ctx, body) // a failed write breaks cc, which answers ch
+	cc.write(ctx, frame.Bytes()) // a failed write breaks cc, which answers ch
+	putFrame(frame)
 	select {
 	case r := <-ch:
 		if r.err != nil {
@@ -293,7 +295,7 @@ func (cc *clientConn) write(ctx context.Context, frame []byte) {
 		cc.nc.SetWriteDeadline(time.Unix(1, 0))
 		close(interrupted)
 	})
-	err := WriteFrame(cc.nc, frame)
+	_, err := cc.nc.Write(frame)
 	if !stop() {
 		<-interrupted // let it finish, or its deadline could hit the next write
 	}
@@ -331,8 +333,10 @@ func (cc *clientConn) fail(err error) {
 }
 
 func (cc *clientConn) readLoop() {
+	var hdr [4]byte
+	var buf []byte // reused: decodeResponse copies what it keeps
 	for {
-		body, err := ReadFrame(cc.nc, cc.maxResp)
+		body, err := readFrameInto(cc.nc, &hdr, &buf, cc.maxResp)
 		if err != nil {
 			cc.fail(fmt.Errorf("vsockrpc: connection lost: %w", err))
 			return
@@ -360,41 +364,46 @@ func (cc *clientConn) readLoop() {
 	}
 }
 
+// wireResponse is a response envelope as the client decodes it: raw fields, present when non-nil.
+type wireResponse struct {
+	V      cbor.RawMessage `cbor:"v"`
+	ID     cbor.RawMessage `cbor:"id"`
+	Result cbor.RawMessage `cbor:"result"`
+	Error  cbor.RawMessage `cbor:"error"`
+}
+
 // decodeResponse decodes a response body: the id (nil when null) and either the raw result or the
 // protocol error. err reports a malformed response.
 func decodeResponse(body []byte) (id *uint64, result cbor.RawMessage, perr *Error, err error) {
-	m, err := decodeMap(respDec, body)
-	if err != nil {
+	if major(body) != majorMap {
+		return nil, nil, nil, errShape
+	}
+	var w wireResponse
+	if err := respDec.Unmarshal(body, &w); err != nil {
 		return nil, nil, nil, err
 	}
-	if k := firstUnknown(m, "v", "id", "result", "error"); k != "" {
-		return nil, nil, nil, fmt.Errorf("unknown field %q", k)
-	}
 	var v uint64
-	if rv, ok := m["v"]; !ok || decodeUint(rv, &v) != nil || v != Version {
+	if w.V == nil || decodeUint(w.V, &v) != nil || v != Version {
 		return nil, nil, nil, fmt.Errorf("not a version %d response", Version)
 	}
-	rawID, ok := m["id"]
-	if !ok {
+	switch {
+	case w.ID == nil:
 		return nil, nil, nil, errors.New("no id")
-	}
-	if !bytes.Equal(rawID, []byte{0xf6}) {
+	case !bytes.Equal(w.ID, []byte{0xf6}):
 		id = new(uint64)
-		if err := decodeUint(rawID, id); err != nil {
+		if err := decodeUint(w.ID, id); err != nil {
 			return nil, nil, nil, fmt.Errorf("id: %w", err)
 		}
 	}
-	result, hasResult := m["result"]
-	rawErr, hasErr := m["error"]
 	switch {
-	case hasResult == hasErr:
+	case (w.Result == nil) == (w.Error == nil):
 		return nil, nil, nil, errors.New("want exactly one of result and error")
-	case hasErr:
+	case w.Error != nil:
 		perr = new(Error)
-		if major(rawErr) != majorMap {
+		if major(w.Error) != majorMap {
 			return nil, nil, nil, errors.New("error: not a map")
 		}
-		if err := respDec.Unmarshal(rawErr, perr); err != nil {
+		if err := respDec.Unmarshal(w.Error, perr); err != nil {
 			return nil, nil, nil, fmt.Errorf("error: %w", err)
 		}
 		if perr.Code == "" {
@@ -405,10 +414,10 @@ func decodeResponse(body []byte) (id *uint64, result cbor.RawMessage, perr *Erro
 	if id == nil {
 		return nil, nil, nil, errors.New("result with a null id")
 	}
-	if major(result) != majorMap {
+	if major(w.Result) != majorMap {
 		return nil, nil, nil, errors.New("result: not a map")
 	}
-	return id, result, nil, nil
+	return id, w.Result, nil, nil
 }
 
 // NewClient returns a Client on an established connection with the zero Dialer; see

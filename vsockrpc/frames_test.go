@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -309,5 +311,82 @@ func TestPipelining(t *testing.T) {
 		if err := respDec.Unmarshal(res, &r); err != nil || len(r.Random) != int(i) {
 			t.Fatalf("response %d: %x, %v", i, res, err)
 		}
+	}
+}
+
+// TestReadWriteFrame covers the exported framing functions.
+func TestReadWriteFrame(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFrame(&buf, nil); err == nil {
+		t.Fatal("wrote an empty frame")
+	}
+	if !bytes.Equal(buf.Bytes(), []byte("\x00\x00\x00\x05hello")) {
+		t.Fatalf("frame %x", buf.Bytes())
+	}
+	b, err := ReadFrame(bytes.NewReader(buf.Bytes()), 5)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("ReadFrame = %q, %v", b, err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(buf.Bytes()), 4); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(nil), 5); err != io.EOF {
+		t.Fatalf("empty stream: %v, want io.EOF", err)
+	}
+	for _, cut := range []int{2, 4, 7} {
+		if _, err := ReadFrame(bytes.NewReader(buf.Bytes()[:cut]), 5); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut at %d: %v, want io.ErrUnexpectedEOF", cut, err)
+		}
+	}
+	if _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 0}), 5); !errors.Is(err, ErrEmptyFrame) {
+		t.Fatalf("zero length: %v", err)
+	}
+}
+
+// TestProtocolDocExamples decodes every example frame of docs/protocol.md section 9: requests
+// must be accepted and re-encode to the same bytes, responses must be well-formed.
+func TestProtocolDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, _ := strings.Cut(string(doc), "## 9. Examples")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	hexLine := regexp.MustCompile(`^([0-9a-f]{2,}(?: [0-9a-f]{2,})*)(?:\s{2,}.*)?$`)
+	blocks := strings.Split(sec, "```")
+	n := 0
+	for i := 1; i < len(blocks); i += 2 { // odd pieces are inside code fences
+		var h strings.Builder
+		for _, line := range strings.Split(blocks[i], "\n") {
+			if m := hexLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+				h.WriteString(strings.ReplaceAll(m[1], " ", ""))
+			}
+		}
+		frame := hexb(t, h.String())
+		body, err := ReadFrame(bytes.NewReader(frame), DefaultMaxResponseSize)
+		if err != nil || len(body) != len(frame)-4 {
+			t.Fatalf("example %d: %v (%d bytes after the frame)", n, err, len(frame)-4-len(body))
+		}
+		n++
+		if req, _, e := decodeRequest(body); e == nil {
+			p, e := ParentAPI(newFake()).methods[req.method].decode(req.params)
+			if e != nil {
+				t.Fatalf("example %d: %v", n, e)
+			}
+			enc := cborOf(t, wireRequest{V: Version, ID: req.id, Method: req.method, Params: p})
+			if !bytes.Equal(enc, body) {
+				t.Fatalf("example %d: re-encodes to %x", n, enc)
+			}
+			continue
+		}
+		if _, _, _, err := decodeResponse(body); err != nil {
+			t.Fatalf("example %d is neither a request nor a response: %v", n, err)
+		}
+	}
+	if n != 5 {
+		t.Fatalf("found %d examples, want 5", n)
 	}
 }

@@ -245,10 +245,10 @@ func (s *Server) reject(nc net.Conn, code string) {
 	if code == CodeShuttingDown {
 		msg = "server is shutting down"
 	}
-	body, err := encMode.Marshal(response{V: Version, Error: &Error{Code: code, Message: msg}})
-	if err == nil {
+	if buf, err := encodeFrame(response{V: Version, Error: &Error{Code: code, Message: msg}}); err == nil {
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		WriteFrame(nc, body)
+		nc.Write(buf.Bytes())
+		putFrame(buf)
 	}
 	nc.Close()
 }
@@ -407,30 +407,28 @@ func (s *Server) call(ctx context.Context, name string, m method, params any) (r
 
 // respond writes one response. It reports false if the connection is unusable.
 func (s *Server) respond(c *serverConn, id *uint64, name string, res any, err error) bool {
-	resp := response{V: Version, ID: id}
+	resp := response{V: Version, ID: id, Result: res}
 	if err != nil {
-		resp.Error = s.protocolError(name, err)
-	} else {
-		raw, merr := encMode.Marshal(res)
-		if merr != nil {
-			s.log.Error("vsockrpc: cannot encode result", "method", name, "err", merr)
-			resp.Error = Errorf(CodeInternal, "internal error")
-		} else {
-			resp.Result = raw
-		}
+		resp.Result, resp.Error = nil, s.protocolError(name, err)
 	}
-	body, merr := encMode.Marshal(resp)
-	if merr == nil && len(body) > s.lim.MaxResponseSize {
-		s.log.Error("vsockrpc: result exceeds MaxResponseSize", "method", name, "size", len(body))
+	buf, eerr := encodeFrame(resp)
+	if eerr == nil && buf.Len()-4 > s.lim.MaxResponseSize {
+		putFrame(buf)
+		s.log.Error("vsockrpc: result exceeds MaxResponseSize", "method", name, "size", buf.Len()-4)
 		resp.Result, resp.Error = nil, Errorf(CodeInternal, "result too large")
-		body, merr = encMode.Marshal(resp)
+		buf, eerr = encodeFrame(resp)
+	} else if eerr != nil && err == nil {
+		s.log.Error("vsockrpc: cannot encode result", "method", name, "err", eerr)
+		resp.Result, resp.Error = nil, Errorf(CodeInternal, "internal error")
+		buf, eerr = encodeFrame(resp)
 	}
-	if merr != nil {
-		s.log.Error("vsockrpc: cannot encode response", "method", name, "err", merr)
+	if eerr != nil {
+		s.log.Error("vsockrpc: cannot encode response", "method", name, "err", eerr)
 		return false
 	}
+	defer putFrame(buf)
 	c.nc.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
-	if werr := WriteFrame(c.nc, body); werr != nil {
+	if _, werr := c.nc.Write(buf.Bytes()); werr != nil {
 		s.log.Debug("vsockrpc: write failed", "remote", c.nc.RemoteAddr(), "err", werr)
 		return false
 	}

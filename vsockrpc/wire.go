@@ -1,11 +1,13 @@
 package vsockrpc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -28,14 +30,23 @@ var ErrEmptyFrame = errors.New("vsockrpc: empty frame")
 // a frame is io.ErrUnexpectedEOF.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	var hdr [4]byte
+	var body []byte
+	return readFrameInto(r, &hdr, &body, max)
+}
+
+// readFrameInto is ReadFrame reading the body into *buf, grown as needed.
+func readFrameInto(r io.Reader, hdr *[4]byte, buf *[]byte, max int) ([]byte, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
-	n, err := frameLen(hdr, max)
+	n, err := frameLen(*hdr, max)
 	if err != nil {
 		return nil, err
 	}
-	body := make([]byte, n)
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	body := (*buf)[:n]
 	if _, err := io.ReadFull(r, body); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -68,11 +79,39 @@ func WriteFrame(w io.Writer, body []byte) error {
 	return err
 }
 
+// frameBufs recycles the buffers frames are encoded into.
+var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// encodeFrame encodes v as one frame (length prefix included) into a pooled buffer; release it
+// with putFrame.
+func encodeFrame(v any) (*bytes.Buffer, error) {
+	buf := frameBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	buf.Write([]byte{0, 0, 0, 0})
+	if err := encMode.MarshalToBuffer(v, buf); err != nil {
+		putFrame(buf)
+		return nil, err
+	}
+	n := buf.Len() - 4
+	if n > maxFrameLimit {
+		putFrame(buf)
+		return nil, fmt.Errorf("vsockrpc: cannot frame %d bytes", n)
+	}
+	binary.BigEndian.PutUint32(buf.Bytes(), uint32(n))
+	return buf, nil
+}
+
+func putFrame(buf *bytes.Buffer) {
+	if buf.Cap() <= 2*DefaultMaxResponseSize { // do not keep a rare huge buffer alive
+		frameBufs.Put(buf)
+	}
+}
+
 // CBOR modes. Decoding is strict: duplicate map keys, indefinite lengths, tags, NaN and infinities,
 // unknown struct fields and trailing bytes are errors; names match case-sensitively; nesting and
 // container sizes are small because no message needs more.
 var (
-	encMode  cbor.EncMode
+	encMode  cbor.UserBufferEncMode
 	reqDec   cbor.DecMode // requests: the server's decoder of untrusted input
 	respDec  cbor.DecMode // responses: the client's decoder
 	errShape = errors.New("not a map")
@@ -85,7 +124,7 @@ func init() {
 		IndefLength:   cbor.IndefLengthForbidden,
 		NilContainers: cbor.NilContainerAsEmpty,
 		TagsMd:        cbor.TagsForbidden,
-	}.EncMode()
+	}.UserBufferEncMode()
 	if err != nil {
 		panic(err)
 	}
@@ -251,10 +290,10 @@ func (e errTooLong) Error() string { return fmt.Sprintf("%d bytes, limit %d", e.
 // response is a response envelope as sent. Exactly one of Result and Error is set; ID is nil when
 // the request's id could not be read.
 type response struct {
-	V      uint64          `cbor:"v"`
-	ID     *uint64         `cbor:"id"`
-	Result cbor.RawMessage `cbor:"result,omitempty"`
-	Error  *Error          `cbor:"error,omitempty"`
+	V      uint64  `cbor:"v"`
+	ID     *uint64 `cbor:"id"`
+	Result any     `cbor:"result,omitempty"`
+	Error  *Error  `cbor:"error,omitempty"`
 }
 
 // wireRequest is a request envelope as the client sends it.
