@@ -1,0 +1,499 @@
+package main
+
+// End-to-end tests of the built attestd binary: the software NSM in-process
+// (--nsm mock:DIR), and the FUSE mock device through the real ioctl
+// (scripts/nsm-run.sh gives the binary a /dev/nsm; needs root and /dev/fuse).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/vsockrpc"
+	"github.com/fxamacker/cbor/v2"
+)
+
+var attestdBin, nsmMockBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "attestd-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	attestdBin, nsmMockBin = filepath.Join(dir, "attestd"), filepath.Join(dir, "nsm-mock")
+	for pkg, out := range map[string]string{".": attestdBin, "../nsm-mock": nsmMockBin} {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// logBuffer collects a process's stderr and lets a test wait for a line.
+type logBuffer struct {
+	mu   sync.Mutex
+	b    bytes.Buffer
+	cond *sync.Cond
+	eof  bool
+}
+
+func newLogBuffer(r io.Reader) *logBuffer {
+	l := &logBuffer{}
+	l.cond = sync.NewCond(&l.mu)
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.b.Write(sc.Bytes())
+			l.b.WriteByte('\n')
+			l.cond.Broadcast()
+			l.mu.Unlock()
+		}
+		l.mu.Lock()
+		l.eof = true
+		l.cond.Broadcast()
+		l.mu.Unlock()
+	}()
+	return l
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// wait blocks until the log contains s (true) or the stream ends (false).
+// The caller's test timeout bounds it.
+func (l *logBuffer) wait(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !strings.Contains(l.b.String(), s) {
+		if l.eof {
+			return false
+		}
+		l.cond.Wait()
+	}
+	return true
+}
+
+type daemon struct {
+	cmd           *exec.Cmd
+	log           *logBuffer
+	parent, local string
+	root          *attestation.Options
+	exited        chan struct{}
+	exitErr       error
+}
+
+// mockDir creates a software NSM state directory with optional faults.
+func mockDir(t *testing.T, faults string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mock")
+	if err := mocknsm.Init(dir, mocknsm.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if faults != "" {
+		if err := os.WriteFile(filepath.Join(dir, "faults.json"), []byte(faults), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func sockDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "attestd") // short: unix socket paths have 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// start runs argv (attestd, possibly under a wrapper) serving on fresh unix
+// sockets and waits until it is ready. rootPEM is the trust anchor.
+func start(t *testing.T, rootPEM string, argv ...string) *daemon {
+	t.Helper()
+	sd := sockDir(t)
+	d := &daemon{parent: "unix://" + filepath.Join(sd, "p"), local: "unix://" + filepath.Join(sd, "l"), exited: make(chan struct{})}
+	argv = append(argv, "--listen", d.parent, "--local", d.local)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.log = newLogBuffer(stderr)
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exitErr = d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+		default:
+			d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(30 * time.Second):
+				d.cmd.Process.Kill()
+				<-d.exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("attestd log:\n%s", d.log)
+		}
+	})
+	if !d.log.wait("attestd ready") {
+		<-d.exited
+		t.Fatalf("attestd did not start (%v):\n%s", d.exitErr, d.log)
+	}
+	pem, err := os.ReadFile(rootPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := attestation.ParseRootPEM(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.root = &attestation.Options{Root: root, AnyPCRs: true}
+	return d
+}
+
+func startMock(t *testing.T, faults string, args ...string) *daemon {
+	t.Helper()
+	dir := mockDir(t, faults)
+	argv := append([]string{attestdBin, "--nsm", "mock:" + dir, "--insecure-skip-hwrng-check"}, args...)
+	return start(t, filepath.Join(dir, "root.pem"), argv...)
+}
+
+// stop sends SIGTERM and returns the exit error (nil: exit status 0).
+func (d *daemon) stop(t *testing.T) error {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.exited
+	return d.exitErr
+}
+
+func (d *daemon) client(t *testing.T, addr string) *vsockrpc.Client {
+	t.Helper()
+	c, err := vsockrpc.Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// attest fetches and verifies a document like attest fetch does.
+func (d *daemon) attest(t *testing.T, c *vsockrpc.Client, key string) *attestation.Document {
+	t.Helper()
+	nonce := []byte("nonce " + key + " " + strconv.FormatInt(time.Now().UnixNano(), 10))
+	res, err := c.Attest(context.Background(), nonce, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.check(t, res, nonce)
+}
+
+func (d *daemon) check(t *testing.T, res *vsockrpc.AttestResult, nonce []byte) *attestation.Document {
+	t.Helper()
+	opts := *d.root
+	opts.Nonce = nonce
+	doc, err := attestation.Verify(res.Document, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.CheckBinding(res.Key, doc.PublicKey, res.PublicKey); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestSoftwareNSMEndToEnd(t *testing.T) {
+	d := startMock(t, "", "--user-data", "c0ffee", "--hpke-kem", "x25519", "--log-format", "json")
+	parent, local := d.client(t, d.parent), d.client(t, d.local)
+	for _, key := range []string{"hpke", "rsa"} {
+		if doc := d.attest(t, parent, key); string(doc.UserData) != "\xc0\xff\xee" {
+			t.Errorf("%s: user_data %x", key, doc.UserData)
+		}
+	}
+	if err := local.SetUserData(context.Background(), []byte("app")); err != nil {
+		t.Fatal(err)
+	}
+	if doc := d.attest(t, parent, "rsa"); string(doc.UserData) != "app" {
+		t.Errorf("user_data after set_user_data: %q", doc.UserData)
+	}
+	desc, err := parent.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(desc.Entropy.KernelPool, "kernel pool not touched: software NSM") ||
+		!strings.Contains(desc.Entropy.Source, "software NSM") || desc.Keys[0].Algorithm != "HPKE KEM 0x0020 (DHKEM(X25519, HKDF-SHA256))" {
+		t.Errorf("describe: %+v", desc)
+	}
+	fi, err := os.Stat(strings.TrimPrefix(d.local, "unix://"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("local socket mode %v, %v", fi.Mode(), err)
+	}
+	if err := d.stop(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+	for _, want := range []string{`"msg":"kernel random pool not touched"`, `"msg":"INSECURE: the active hwrng is not the NSM`, `"msg":"attestd stopped"`} {
+		if !strings.Contains(d.log.String(), want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+}
+
+func TestFailsClosedWithoutNSMHWRNG(t *testing.T) {
+	if b, err := os.ReadFile(filepath.Join(entropy.DefaultSysfsRoot, entropy.RNGCurrentPath)); err == nil && strings.TrimSpace(string(b)) == entropy.NSMHWRNG {
+		t.Skip("this host's hwrng is nsm-hwrng")
+	}
+	dir := mockDir(t, "")
+	sd := sockDir(t)
+	cmd := exec.Command(attestdBin, "--nsm", "mock:"+dir, "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	for _, want := range []string{`want \"nsm-hwrng\"`, "--insecure-skip-hwrng-check"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "key generated") {
+		t.Error("keys generated despite the failed hwrng check")
+	}
+	if _, err := os.Stat(sd + "/p"); !errors.Is(err, os.ErrNotExist) {
+		t.Error("listening despite the failed hwrng check")
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--bogus"}, {"extra"}, {"--nonce-max", "513"}, {"--nonce-min", "0"}, {"--nonce-min", "10", "--nonce-max", "5"},
+		{"--user-data", "zz"}, {"--user-data", strings.Repeat("00", 513)}, {"--hpke-kem", "p256"},
+		{"--local", "tcp://127.0.0.1:1"}, {"--local", "vsock://:5"}, {"--listen", "http://x"}, {"--log-format", "xml"},
+		{"--reseed-interval", "0s"}, {"--max-conns", "0"}, {"--user-data", "00", "--user-data-file", "/dev/null"},
+	} {
+		out, err := exec.Command(attestdBin, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: %v\n%s", args, err, out)
+		}
+	}
+	out, err := exec.Command(attestdBin, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "attestd ") {
+		t.Errorf("--version: %q, %v", out, err)
+	}
+	if err := exec.Command(attestdBin, "-h").Run(); err != nil {
+		t.Errorf("-h: %v", err)
+	}
+}
+
+// TestSIGTERMDrainsInFlight: an attest request is inside a slow NSM call when
+// SIGTERM arrives; it still gets its document and the process exits 0.
+func TestSIGTERMDrainsInFlight(t *testing.T) {
+	d := startMock(t, `{"Attestation": {"latency": "1500ms"}}`, "--log-level", "debug")
+	c := d.client(t, d.parent)
+	nonce := []byte("in flight at SIGTERM")
+	type result struct {
+		res *vsockrpc.AttestResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := c.Attest(context.Background(), nonce, "hpke")
+		done <- result{res, err}
+	}()
+	if !d.log.wait("msg=attest ") { // the agent is about to call the NSM
+		t.Fatalf("the request never reached the agent")
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if !d.log.wait("shutting down") {
+		t.Fatal("no shutdown")
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("in-flight request: %v", r.err)
+	}
+	d.check(t, r.res, nonce)
+	<-d.exited
+	if d.exitErr != nil {
+		t.Fatalf("exit: %v", d.exitErr)
+	}
+}
+
+func TestFaultsFromFileAreTyped(t *testing.T) {
+	d := startMock(t, `{"Attestation": {"error": "InternalError"}, "GetRandom": {"errno": "EIO"}}`)
+	c := d.client(t, d.parent)
+	for range 3 {
+		_, err := c.Attest(context.Background(), []byte("n"), "rsa")
+		var e *vsockrpc.Error
+		if !errors.As(err, &e) || e.Code != vsockrpc.CodeNSMError || e.NSMCode != "InternalError" {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if _, err := c.Health(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lc := d.client(t, d.local)
+	_, err := lc.Random(context.Background(), 16)
+	var e *vsockrpc.Error
+	if !errors.As(err, &e) || e.Code != vsockrpc.CodeUnavailable {
+		t.Fatalf("random with EIO: %v", err)
+	}
+}
+
+// healthFrame is a raw health request.
+func healthFrame(t *testing.T) []byte {
+	body, err := cbor.Marshal(map[string]any{"v": vsockrpc.Version, "id": uint64(1), "method": "health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+// procStatus returns a field of /proc/PID/status in KiB.
+func procStatus(t *testing.T, pid int, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// TestIdleConnectionsDoNotBlock opens 1,000 connections that each made one
+// request and then stay idle; a new client is still served. It logs attestd's
+// memory with them open.
+func TestIdleConnectionsDoNotBlock(t *testing.T) {
+	d := startMock(t, "")
+	c := d.client(t, d.parent)
+	d.attest(t, c, "hpke") // warm up
+	rss0 := procStatus(t, d.cmd.Process.Pid, "VmRSS")
+	path := strings.TrimPrefix(d.parent, "unix://")
+	frame := healthFrame(t)
+	conns := make([]net.Conn, 0, 1000)
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}()
+	for range 1000 {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, nc)
+		nc.SetDeadline(time.Now().Add(time.Minute))
+		if _, err := nc.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := vsockrpc.ReadFrame(nc, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := d.client(t, d.parent)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nonce := []byte("with 1000 idle connections")
+	res, err := fresh.Attest(ctx, nonce, "rsa")
+	if err != nil {
+		t.Fatalf("a new client with 1,000 idle connections open: %v", err)
+	}
+	d.check(t, res, nonce)
+	t.Logf("attestd VmRSS %d KiB before, %d KiB with 1,000 idle connections (VmHWM %d KiB)",
+		rss0, procStatus(t, d.cmd.Process.Pid, "VmRSS"), procStatus(t, d.cmd.Process.Pid, "VmHWM"))
+}
+
+// fuseAvailable skips unless root with /dev/fuse; under CI=true it fails.
+func fuseAvailable(t testing.TB) {
+	t.Helper()
+	missing := ""
+	if os.Geteuid() != 0 {
+		missing = "root"
+	} else if _, err := os.Stat("/dev/fuse"); err != nil {
+		missing = "/dev/fuse"
+	} else if _, err := exec.LookPath("unshare"); err != nil {
+		missing = "unshare"
+	}
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("the FUSE end-to-end test needs %s (CI=true)", missing)
+	}
+	t.Skipf("needs %s", missing)
+}
+
+// TestFUSEDeviceEndToEnd runs the unmodified binary with /dev/nsm answered by
+// the FUSE mock device, through the real ioctl.
+func TestFUSEDeviceEndToEnd(t *testing.T) {
+	fuseAvailable(t)
+	state := filepath.Join(t.TempDir(), "state")
+	if out, err := exec.Command(nsmMockBin, "init", "--dir", state).CombinedOutput(); err != nil {
+		t.Fatalf("nsm-mock init: %v\n%s", err, out)
+	}
+	d := start(t, filepath.Join(state, "root.pem"), "bash", "../../scripts/nsm-run.sh", "--dir", state,
+		"--nsm-mock", nsmMockBin, "--", attestdBin, "--nsm", "/dev/nsm", "--insecure-skip-hwrng-check")
+	c := d.client(t, d.parent)
+	for _, key := range []string{"hpke", "rsa"} {
+		d.attest(t, c, key)
+	}
+	desc, err := c.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A real device: the agent feeds the pool, but without credit since the
+	// hwrng is not the NSM's here.
+	if desc.Entropy.SeededBytes != entropy.DefaultSeedBytes || !strings.HasPrefix(desc.Entropy.KernelPool, "fed: 0 bits credited") ||
+		strings.Contains(desc.Entropy.Source, "software") {
+		t.Errorf("entropy = %+v", desc.Entropy)
+	}
+	lc := d.client(t, d.local)
+	if v, err := lc.ExtendPCR(context.Background(), 16, []byte("app")); err != nil || len(v) != 48 {
+		t.Fatalf("extend PCR16 through the device: %x, %v", v, err)
+	}
+	if err := d.stop(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.log)
+	}
+	if !strings.Contains(d.log.String(), "attestd stopped") {
+		t.Errorf("attestd did not drain:\n%s", d.log)
+	}
+}
