@@ -6,7 +6,6 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
-	"sync"
 	"sync/atomic"
 )
 
@@ -39,49 +38,50 @@ type measured struct {
 	metadata, signature []byte
 }
 
-// hasher consumes chunks in file order and hashes the bytes that fall in its spans.
+// hasher hashes the bytes of the chunks it is fed that fall in its spans; chunks come in
+// file order.
 type hasher struct {
-	in     chan *chunk
 	spans  []span
+	next   int // first span not yet complete
 	h      hash.Hash
 	marked []byte // digest at the end of the marked span
 	sum    []byte
 }
 
-func (w *hasher) run(release func(*chunk), done *sync.WaitGroup) {
-	defer done.Done()
-	i := 0
-	for c := range w.in {
-		end := c.off + int64(len(c.buf))
-		for i < len(w.spans) {
-			s := w.spans[i]
-			if lo, hi := max(s.start, c.off), min(s.end, end); lo < hi {
-				w.h.Write(c.buf[lo-c.off : hi-c.off])
-			}
-			if s.end > end {
-				break // the span goes on in the next chunk
-			}
-			if s.mark {
-				w.marked = w.h.Sum(nil) // Sum leaves the running state untouched
-			}
-			i++
+func (w *hasher) feed(c *chunk) {
+	end := c.off + int64(len(c.buf))
+	for w.next < len(w.spans) {
+		s := w.spans[w.next]
+		if lo, hi := max(s.start, c.off), min(s.end, end); lo < hi {
+			w.h.Write(c.buf[lo-c.off : hi-c.off])
 		}
-		release(c)
+		if s.end > end {
+			return // the span goes on in the next chunk
+		}
+		if s.mark {
+			w.marked = w.h.Sum(nil) // Sum leaves the running state untouched
+		}
+		w.next++
 	}
-	// Spans left over are empty ones at the very end of the file.
-	for ; i < len(w.spans); i++ {
-		if w.spans[i].mark {
+}
+
+// finish completes the spans left over (empty ones at the very end of the file) and sums.
+func (w *hasher) finish() {
+	for ; w.next < len(w.spans); w.next++ {
+		if w.spans[w.next].mark {
 			w.marked = w.h.Sum(nil)
 		}
 	}
 	w.sum = w.h.Sum(nil)
 }
 
-// measure reads the file once, in order. The calling goroutine reads, checks that the
-// header and section headers are still the bytes walk validated, updates the CRC and copies
-// the metadata and signature sections; one goroutine hashes kernel, cmdline and all ramdisks
-// (PCR0, taking PCR1's digest where the first ramdisk ends: SHA-384 of a prefix is the
-// state of the longer hash at that point), another hashes the application ramdisks (PCR2).
+// measure reads the file once, in order, and hashes each byte once per PCR that covers it,
+// on two goroutines. A second goroutine hashes kernel, cmdline and all ramdisks (PCR0),
+// taking PCR1's digest where the first ramdisk ends: SHA-384 of a prefix is the state of
+// the longer hash at that point, so the bootstrap bytes need no second hashing. The calling
+// goroutine reads, checks that the header and section headers are still the bytes walk
+// validated, updates the CRC, copies the metadata and signature sections and hashes the
+// application ramdisks (PCR2): both goroutines then do about one SHA-384 pass each.
 func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Section, rawHeaders [][SectionHeaderSize]byte) (*measured, error) {
 	var all, app []span
 	var fixed []fixedRange // bytes already read and validated, which must not change
@@ -109,10 +109,7 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 		}
 	}
 
-	bufSize := int64(chunkSize)
-	if size < bufSize {
-		bufSize = size
-	}
+	bufSize := min(int64(chunkSize), size)
 	nbuf := int(min(int64(numBuffers), (size+bufSize-1)/bufSize))
 	pool := make(chan []byte, nbuf)
 	for range nbuf {
@@ -123,20 +120,22 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 			pool <- c.buf[:cap(c.buf)]
 		}
 	}
-	workers := []*hasher{
-		{in: make(chan *chunk, nbuf), spans: all, h: sha512.New384()},
-		{in: make(chan *chunk, nbuf), spans: app, h: sha512.New384()},
-	}
-	var done sync.WaitGroup
-	for _, w := range workers {
-		done.Add(1)
-		go w.run(release, &done)
-	}
-	stop := func() {
-		for _, w := range workers {
-			close(w.in)
+	image := &hasher{spans: all, h: sha512.New384()}
+	application := &hasher{spans: app, h: sha512.New384()}
+	// Each buffer is in the channel at most once: sends never block.
+	toImage := make(chan *chunk, nbuf)
+	imageDone := make(chan struct{})
+	go func() {
+		defer close(imageDone)
+		for c := range toImage {
+			image.feed(c)
+			release(c)
 		}
-		done.Wait()
+		image.finish()
+	}()
+	stop := func() {
+		close(toImage)
+		<-imageDone
 	}
 
 	crc := uint32(0)
@@ -152,10 +151,14 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 			}
 			return nil, err
 		}
+		c := &chunk{off: off, buf: buf}
+		c.refs.Store(2)
+		toImage <- c
 		end := off + n
 		// Bytes validated before the pass must read the same now.
 		for ; fi < len(fixed) && fixed[fi].off < end; fi++ {
 			if !fixed[fi].matches(off, buf) {
+				release(c)
 				stop()
 				return nil, errorf(ErrChanged, fixed[fi].off, "header bytes differ from the first read")
 			}
@@ -172,22 +175,19 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 		}
 		copyRange(res.metadata, metaAt, off, buf)
 		copyRange(res.signature, sigAt, off, buf)
-
-		c := &chunk{off: off, buf: buf}
-		c.refs.Store(int32(len(workers)))
-		for _, w := range workers {
-			w.in <- c
-		}
+		application.feed(c)
+		release(c)
 		off = end
 	}
 	stop()
+	application.finish()
 	// The size came from the caller (a stat): a file that grew since is not what was measured.
 	var probe [1]byte
 	if n, _ := r.ReadAt(probe[:], size); n != 0 {
 		return nil, errorf(ErrChanged, size, "the file grew")
 	}
 	res.crc = crc
-	res.pcr0, res.pcr1, res.pcr2 = workers[0].sum, workers[0].marked, workers[1].sum
+	res.pcr0, res.pcr1, res.pcr2 = image.sum, image.marked, application.sum
 	return res, nil
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,32 +49,13 @@ func runEIF(args []string, stdout, stderr io.Writer) error {
 	return usagef("unknown subcommand %q", args[0])
 }
 
-// eifParseFlags parses flags that may come before or after positional arguments.
-func eifParseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errHelp
-			}
-			return nil, usagef("%v", err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eif describe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	jsonOut := fs.Bool("json", false, "print the nitro-cli describe-eif JSON")
 	policy := fs.String("policy", "", "write a PCR policy file (PCR0, 1, 2 and 8 if signed) to this path")
 	fs.Usage = func() { fmt.Fprint(stderr, eifUsage); fs.PrintDefaults() }
-	pos, err := eifParseFlags(fs, args)
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
@@ -105,6 +85,35 @@ func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
 	}
 	eifPrint(stdout, pos[0], img, time.Now())
 	return nil
+}
+
+// eifPCRPolicy measures path if it is an EIF (it starts with the magic ".eif") and returns
+// its PCRs as a verify policy: PCR0, PCR1, PCR2, and PCR8 if the image is signed. isEIF is
+// false, with no error, for anything else (including "-", standard input).
+func eifPCRPolicy(path string) (policy map[int][][]byte, isEIF bool, err error) {
+	if path == "-" {
+		return nil, false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, false, nil // the policy-file reader reports it
+	}
+	var head [4]byte
+	n, _ := io.ReadFull(f, head[:])
+	f.Close()
+	if !eif.HasMagic(head[:n]) {
+		return nil, false, nil
+	}
+	img, err := eif.ParseFile(path)
+	if err != nil {
+		return nil, true, err
+	}
+	m := img.Measurements
+	policy = map[int][][]byte{0: {m.PCR0}, 1: {m.PCR1}, 2: {m.PCR2}}
+	if m.PCR8 != nil {
+		policy[8] = [][]byte{m.PCR8}
+	}
+	return policy, true, nil
 }
 
 // eifPolicyJSON is the PCR policy file shared with attest verify --pcrs-from:
@@ -184,7 +193,7 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 	output := fs.String("output", "", "EIF to write")
 	jsonOut := fs.Bool("json", false, "print the measurements as nitro-cli build-enclave does")
 	fs.Usage = func() { fmt.Fprint(stderr, eifUsage); fs.PrintDefaults() }
-	pos, err := eifParseFlags(fs, args)
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/attestd/attestd/eif"
+	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/nsm"
 )
 
 const (
@@ -167,5 +172,70 @@ func TestEIFUsage(t *testing.T) {
 	}
 	if code, _, errOut := attestRun(t, "eif", "--help"); code != 0 || !strings.Contains(errOut, "usage: attest eif describe") {
 		t.Errorf("--help: exit %d", code)
+	}
+}
+
+// attest verify --pcrs-from IMAGE.eif pins the image's PCR0/1/2/8: a document from the
+// software NSM booted with the signed image's measurements verifies, one booted with
+// another image's does not.
+func TestVerifyPCRsFromEIF(t *testing.T) {
+	dir := t.TempDir()
+	signed := filepath.Join(dir, "signed.eif")
+	if code, _, errOut := attestRun(t, "eif", "build", "--kernel", eifInputs+"kernel.bin", "--cmdline-file", eifInputs+"cmdline.txt",
+		"--ramdisk", eifInputs+"ramdisk0.bin", "--ramdisk", eifInputs+"ramdisk1.bin",
+		"--signing-key", eifInputs+"signing-key.pem", "--signing-cert", eifInputs+"signing-cert.pem", "--output", signed); code != 0 {
+		t.Fatalf("build: %s", errOut)
+	}
+	img, err := eif.ParseFile(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := img.Measurements
+	document := func(name string, pcrs map[uint16][]byte) (doc, root string) {
+		mockDir := filepath.Join(dir, name)
+		if err := mocknsm.Init(mockDir, mocknsm.Config{PCRs: pcrs}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := mocknsm.Open(mockDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := nsm.Open(nsm.Options{Device: n.Device()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		d, err := sess.Attestation(context.Background(), nsm.AttestationRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, root = filepath.Join(dir, name+".cbor"), filepath.Join(dir, name+"-root.pem")
+		if err := os.WriteFile(doc, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root, n.RootPEM(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return doc, root
+	}
+	doc, root := document("good", map[uint16][]byte{0: m.PCR0, 1: m.PCR1, 2: m.PCR2, 8: m.PCR8})
+	if code, _, errOut := attestRun(t, "verify", "--root", root, "--pcrs-from", signed, doc); code != 0 {
+		t.Errorf("document of the image: exit %d: %s", code, errOut)
+	}
+	// Same PCR0/1/2, other signing certificate: PCR8 differs.
+	other := append([]byte{}, m.PCR8...)
+	other[0] ^= 1
+	doc, root = document("resigned", map[uint16][]byte{0: m.PCR0, 1: m.PCR1, 2: m.PCR2, 8: other})
+	if code, _, errOut := attestRun(t, "verify", "--root", root, "--pcrs-from", signed, doc); code != 1 || !strings.Contains(errOut, "PCR8") {
+		t.Errorf("other PCR8: exit %d: %s", code, errOut)
+	}
+	// A broken image is a usage error naming the EIF problem.
+	broken := filepath.Join(dir, "broken.eif")
+	b, _ := os.ReadFile(signed)
+	if err := os.WriteFile(broken, b[:1000], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := attestRun(t, "verify", "--root", root, "--pcrs-from", broken, doc); code != 2 || !strings.Contains(errOut, "eif: truncated") {
+		t.Errorf("broken image: exit %d: %s", code, errOut)
 	}
 }

@@ -31,7 +31,7 @@ func runPCR(args []string, stdout, stderr io.Writer) error {
 	input := fs.String("input", "", "file to measure as nitro-cli pcr --input does")
 	jsonOut := fs.Bool("json", false, "print a JSON object (keys PCR3, PCR4, PCR8, PCR)")
 	fs.Usage = func() { fmt.Fprint(stderr, pcrUsage); fs.PrintDefaults() }
-	pos, err := eifParseFlags(fs, args)
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}

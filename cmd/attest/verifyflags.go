@@ -187,6 +187,10 @@ const maxPolicyFile = 1 << 20
 // duplicate keys, indexes 0..31, 48-byte values, at least one value per index
 // and at least one index.
 func loadPCRPolicyFile(path string) (map[int][][]byte, error) {
+	// An enclave image file (by its magic) is measured instead: PCR0, 1, 2 and 8 if signed.
+	if p, isEIF, err := eifPCRPolicy(path); isEIF {
+		return p, err
+	}
 	data, err := readLimited(path, maxPolicyFile)
 	if err != nil {
 		return nil, err
