@@ -140,6 +140,9 @@ main() {
     esac
   done
   (($#)) || usage_error "no command given (after --)"
+  if [[ -n $mnt && -n $state ]]; then
+    usage_error "--dir has no effect with --mount (the running server has its own state)"
+  fi
   [[ $(id -u) -eq 0 ]] || die "needs root (mount namespace, overlay /dev, FUSE)"
   command -v unshare >/dev/null || die "unshare (util-linux) not found"
 
