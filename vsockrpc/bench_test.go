@@ -2,6 +2,7 @@ package vsockrpc
 
 import (
 	"context"
+	"runtime"
 	"testing"
 )
 
@@ -65,4 +66,34 @@ func BenchmarkDecodeRequest(b *testing.B) {
 			b.Fatal(e)
 		}
 	}
+}
+
+// BenchmarkIdleConns holds 1,000 idle connections (each served once), reports the memory they
+// cost the process (both ends: server goroutine and buffers, two sockets' Go structures), then
+// measures a health round trip of another client meanwhile.
+func BenchmarkIdleConns(b *testing.B) {
+	const n = 1000
+	_, addr := startUnix(b, ParentAPI(benchService{}), Limits{})
+	ping := frameOf(cborOf(b, req(1, "health", nil)))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < n; i++ {
+		nc := rawDial(b, addr)
+		nc.Write(ping)
+		if _, _, perr := readResponse(b, nc); perr != nil {
+			b.Fatal(perr)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	used := (after.StackInuse + after.HeapInuse) - (before.StackInuse + before.HeapInuse)
+	c := dialT(b, addr)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := c.Health(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(used)/n, "B/idle-conn")
 }

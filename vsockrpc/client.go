@@ -16,6 +16,10 @@ import (
 // ErrClosed is returned by the methods of a Client after Close.
 var ErrClosed = errors.New("vsockrpc: client closed")
 
+// ErrConnectionLost wraps the error of a connection that broke (closed by the server, reset,
+// failed write) before the response arrived.
+var ErrConnectionLost = errors.New("vsockrpc: connection lost")
+
 // Dialer holds options for dialing a Client. The zero Dialer is usable.
 type Dialer struct {
 	// MaxResponseSize bounds a response frame's body (default DefaultMaxResponseSize); a larger
@@ -30,8 +34,10 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 }
 
 // Dial connects to addr (see Addr). ctx bounds the connection attempt only. The Client redials
-// addr if its connection breaks (for example after the server's idle timeout); a request that
-// was already sent on a broken connection fails and is not retried.
+// addr when its connection has broken (for example after the server's idle timeout). A request
+// lost with a connection that had served before is sent once more on a new one if repeating it is
+// harmless (attest, describe, health, random, set_user_data); otherwise, and for every other
+// failure, the error is returned (ErrConnectionLost for a broken connection).
 func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	a, err := ParseAddr(addr)
 	if err != nil {
@@ -175,39 +181,58 @@ func (c *Client) LockPCR(ctx context.Context, index uint16) error {
 	return c.call(ctx, MethodLockPCR, lockParams{Index: uint64(index)}, &emptyResult{})
 }
 
-// call sends one request and decodes its result into out.
+// retrySafe lists the methods a Client may send again after a connection loss: repeating them
+// changes nothing the caller relies on. extend_pcr and lock_pcr are not repeated.
+var retrySafe = map[string]bool{
+	MethodAttest: true, MethodDescribe: true, MethodHealth: true, MethodRandom: true, MethodSetUserData: true,
+}
+
+// call sends one request and decodes its result into out. If the request is lost with a
+// connection that had already served responses (typically one the server closed as idle just as
+// the request went out) and the method is retry-safe, it is sent once more on a new connection.
 func (c *Client) call(ctx context.Context, method string, params, out any) error {
+	reused, err := c.callOnce(ctx, method, params, out)
+	if err != nil && reused && c.dial != nil && retrySafe[method] && ctx.Err() == nil &&
+		errors.Is(err, ErrConnectionLost) {
+		_, err = c.callOnce(ctx, method, params, out)
+	}
+	return err
+}
+
+// callOnce makes one attempt; reused reports whether the connection had served responses before.
+func (c *Client) callOnce(ctx context.Context, method string, params, out any) (reused bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	cc, err := c.conn(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
+	reused = cc.served.Load()
 	id := c.nextID.Add(1)
 	frame, err := encodeFrame(wireRequest{V: Version, ID: id, Method: method, Params: params})
 	if err != nil {
-		return fmt.Errorf("vsockrpc: %s: %w", method, err)
+		return reused, fmt.Errorf("vsockrpc: %s: %w", method, err)
 	}
 	ch := make(chan reply, 1)
 	if err := cc.register(id, ch); err != nil {
 		putFrame(frame)
-		return err
+		return reused, err
 	}
 	cc.write(ctx, frame.Bytes()) // a failed write breaks cc, which answers ch
 	putFrame(frame)
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return r.err
+			return reused, r.err
 		}
 		if err := respDec.Unmarshal(r.result, out); err != nil {
-			return fmt.Errorf("vsockrpc: %s: malformed result: %w", method, err)
+			return reused, fmt.Errorf("vsockrpc: %s: malformed result: %w", method, err)
 		}
-		return nil
+		return reused, nil
 	case <-ctx.Done():
 		cc.unregister(id)
-		return ctx.Err()
+		return reused, ctx.Err()
 	}
 }
 
@@ -240,6 +265,8 @@ type clientConn struct {
 	nc      net.Conn
 	maxResp int
 	wmu     sync.Mutex // serialises frames
+
+	served atomic.Bool // a response has been delivered
 
 	mu       sync.Mutex
 	pending  map[uint64]chan reply
@@ -304,9 +331,11 @@ func (cc *clientConn) write(ctx context.Context, frame []byte) {
 	}
 	if ctx.Err() != nil {
 		err = ctx.Err()
+	} else {
+		err = fmt.Errorf("%w: write: %w", ErrConnectionLost, err)
 	}
 	cc.mu.Lock()
-	cc.writeErr = fmt.Errorf("vsockrpc: write: %w", err)
+	cc.writeErr = err
 	cc.mu.Unlock()
 	cc.nc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
 }
@@ -337,8 +366,12 @@ func (cc *clientConn) readLoop() {
 	var buf []byte // reused: decodeResponse copies what it keeps
 	for {
 		body, err := readFrameInto(cc.nc, &hdr, &buf, cc.maxResp)
+		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) {
+			cc.fail(fmt.Errorf("vsockrpc: bad response frame: %w", err))
+			return
+		}
 		if err != nil {
-			cc.fail(fmt.Errorf("vsockrpc: connection lost: %w", err))
+			cc.fail(fmt.Errorf("%w: %w", ErrConnectionLost, err))
 			return
 		}
 		id, result, perr, err := decodeResponse(body)
@@ -354,6 +387,7 @@ func (cc *clientConn) readLoop() {
 		ch, ok := cc.pending[*id]
 		delete(cc.pending, *id)
 		cc.mu.Unlock()
+		cc.served.Store(true)
 		if ok { // else the call was cancelled
 			if perr != nil {
 				ch <- reply{err: perr}

@@ -506,3 +506,48 @@ func TestNoLeak(t *testing.T) {
 	buf := make([]byte, 1<<20)
 	t.Fatalf("leak: %d goroutines (was %d), %d fds (was %d)\n%s", g, baseG, fds, baseFD, buf[:runtime.Stack(buf, true)])
 }
+
+// TestShutdownMidFrame: a frame that started arriving before Shutdown is read to its end and
+// answered shutting_down (not run), then the connection closes.
+func TestShutdownMidFrame(t *testing.T) {
+	f := newFake()
+	srv := &Server{API: LocalAPI(f), Logger: quietLogger()}
+	addr, served := serveUnix(t, srv)
+	nc := rawDial(t, addr)
+	frame := frameOf(cborOf(t, req(5, "attest", map[string]any{"nonce": []byte("n"), "key": "rsa"})))
+	nc.Write(frame[:3])
+	// Wait until the server has read the first byte: the connection is no longer idle.
+	ctx := testCtx(t)
+	for {
+		srv.mu.Lock()
+		reading := false
+		for c := range srv.conns {
+			c.mu.Lock()
+			reading = reading || !c.idle
+			c.mu.Unlock()
+		}
+		srv.mu.Unlock()
+		if reading {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the server never started reading the frame")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	<-served // the listener is closed: shutdown has begun
+	nc.Write(frame[3:])
+	id, _, perr := readResponse(t, nc)
+	if perr == nil || perr.Code != CodeShuttingDown || id == nil || *id != 5 {
+		t.Fatalf("got id %v, %v; want 5, shutting_down", id, perr)
+	}
+	expectClosed(t, nc)
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if len(f.calls) != 0 {
+		t.Fatalf("service called during shutdown: %v", f.calls)
+	}
+}
