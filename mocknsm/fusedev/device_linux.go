@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,6 +87,10 @@ func Mount(dir string, h Handler, opts *Options) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	if err := clearStaleMount(dir, log); err != nil {
 		return nil, err
 	}
@@ -110,6 +115,8 @@ func Mount(dir string, h Handler, opts *Options) (*Server, error) {
 			FsName:            "nsm-mock",
 			Name:              "nsm-mock",
 			DisableXAttrs:     true,
+			// go-fuse's own messages (e.g. a reply to a caller that died) go to our log.
+			Logger: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	})
 	if err != nil {
