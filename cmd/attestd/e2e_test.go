@@ -27,6 +27,9 @@ import (
 	"github.com/attestd/attestd/entropy"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/mocknsm/fusedev"
+	"github.com/attestd/attestd/mocknsm/fusedev/fusetest"
+	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/vsockrpc"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -34,6 +37,9 @@ import (
 var attestdBin, nsmMockBin string
 
 func TestMain(m *testing.M) {
+	fusetest.RunHelperIfRequested(map[string]fusetest.Factory{
+		"mock": func(dir string) (fusedev.Handler, error) { return mocknsm.Open(dir) },
+	})
 	dir, err := os.MkdirTemp("", "attestd-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -113,7 +119,7 @@ type daemon struct {
 }
 
 // mockDir creates a software NSM state directory with optional faults.
-func mockDir(t *testing.T, faults string) string {
+func mockDir(t testing.TB, faults string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "mock")
 	if err := mocknsm.Init(dir, mocknsm.Config{}); err != nil {
@@ -127,7 +133,7 @@ func mockDir(t *testing.T, faults string) string {
 	return dir
 }
 
-func sockDir(t *testing.T) string {
+func sockDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "attestd") // short: unix socket paths have 108 bytes
 	if err != nil {
@@ -139,7 +145,7 @@ func sockDir(t *testing.T) string {
 
 // start runs argv (attestd, possibly under a wrapper) serving on fresh unix
 // sockets and waits until it is ready. rootPEM is the trust anchor.
-func start(t *testing.T, rootPEM string, argv ...string) *daemon {
+func start(t testing.TB, rootPEM string, argv ...string) *daemon {
 	t.Helper()
 	sd := sockDir(t)
 	d := &daemon{parent: "unix://" + filepath.Join(sd, "p"), local: "unix://" + filepath.Join(sd, "l"), exited: make(chan struct{})}
@@ -186,7 +192,7 @@ func start(t *testing.T, rootPEM string, argv ...string) *daemon {
 	return d
 }
 
-func startMock(t *testing.T, faults string, args ...string) *daemon {
+func startMock(t testing.TB, faults string, args ...string) *daemon {
 	t.Helper()
 	dir := mockDir(t, faults)
 	argv := append([]string{attestdBin, "--nsm", "mock:" + dir, "--insecure-skip-hwrng-check"}, args...)
@@ -194,14 +200,14 @@ func startMock(t *testing.T, faults string, args ...string) *daemon {
 }
 
 // stop sends SIGTERM and returns the exit error (nil: exit status 0).
-func (d *daemon) stop(t *testing.T) error {
+func (d *daemon) stop(t testing.TB) error {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	<-d.exited
 	return d.exitErr
 }
 
-func (d *daemon) client(t *testing.T, addr string) *vsockrpc.Client {
+func (d *daemon) client(t testing.TB, addr string) *vsockrpc.Client {
 	t.Helper()
 	c, err := vsockrpc.Dial(context.Background(), addr)
 	if err != nil {
@@ -212,7 +218,7 @@ func (d *daemon) client(t *testing.T, addr string) *vsockrpc.Client {
 }
 
 // attest fetches and verifies a document like attest fetch does.
-func (d *daemon) attest(t *testing.T, c *vsockrpc.Client, key string) *attestation.Document {
+func (d *daemon) attest(t testing.TB, c *vsockrpc.Client, key string) *attestation.Document {
 	t.Helper()
 	nonce := []byte("nonce " + key + " " + strconv.FormatInt(time.Now().UnixNano(), 10))
 	res, err := c.Attest(context.Background(), nonce, key)
@@ -222,7 +228,7 @@ func (d *daemon) attest(t *testing.T, c *vsockrpc.Client, key string) *attestati
 	return d.check(t, res, nonce)
 }
 
-func (d *daemon) check(t *testing.T, res *vsockrpc.AttestResult, nonce []byte) *attestation.Document {
+func (d *daemon) check(t testing.TB, res *vsockrpc.AttestResult, nonce []byte) *attestation.Document {
 	t.Helper()
 	opts := *d.root
 	opts.Nonce = nonce
@@ -374,7 +380,7 @@ func TestFaultsFromFileAreTyped(t *testing.T) {
 }
 
 // healthFrame is a raw health request.
-func healthFrame(t *testing.T) []byte {
+func healthFrame(t testing.TB) []byte {
 	body, err := cbor.Marshal(map[string]any{"v": vsockrpc.Version, "id": uint64(1), "method": "health"})
 	if err != nil {
 		t.Fatal(err)
@@ -383,7 +389,7 @@ func healthFrame(t *testing.T) []byte {
 }
 
 // procStatus returns a field of /proc/PID/status in KiB.
-func procStatus(t *testing.T, pid int, field string) int {
+func procStatus(t testing.TB, pid int, field string) int {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -496,4 +502,50 @@ func TestFUSEDeviceEndToEnd(t *testing.T) {
 	if !strings.Contains(d.log.String(), "attestd stopped") {
 		t.Errorf("attestd did not drain:\n%s", d.log)
 	}
+}
+
+// BenchmarkAttestFUSE compares an attest round trip through the attestd
+// binary on the FUSE device (client -> unix socket -> attestd -> ioctl ->
+// FUSE -> software NSM in a helper process, and back) with a direct
+// nsm.Session attestation on the same device, interleaved in one run.
+// Metrics: ns-nsm/op, ns-roundtrip/op and roundtrip/nsm.
+func BenchmarkAttestFUSE(b *testing.B) {
+	state := filepath.Join(b.TempDir(), "state")
+	if err := mocknsm.Init(state, mocknsm.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	dev := fusetest.Start(b, "mock", state)
+	direct, err := nsm.Open(nsm.Options{Path: dev.Path})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer direct.Close()
+	d := start(b, filepath.Join(state, "root.pem"), attestdBin, "--nsm", dev.Path, "--insecure-skip-hwrng-check")
+	c := d.client(b, d.parent)
+	ctx := context.Background()
+	desc, err := c.Describe(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	spki := desc.Keys[1].PublicKey // rsa: bound whole, as the agent sends it
+	nonce := make([]byte, 32)
+	var tNSM, tRT time.Duration
+	n := 0
+	for b.Loop() {
+		nonce[0]++
+		t0 := time.Now()
+		if _, err := direct.Attestation(ctx, nsm.AttestationRequest{Nonce: nonce, PublicKey: spki}); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := c.Attest(ctx, nonce, "rsa"); err != nil {
+			b.Fatal(err)
+		}
+		tRT += time.Since(t1)
+		tNSM += t1.Sub(t0)
+		n++
+	}
+	b.ReportMetric(float64(tNSM.Nanoseconds())/float64(n), "ns-nsm/op")
+	b.ReportMetric(float64(tRT.Nanoseconds())/float64(n), "ns-roundtrip/op")
+	b.ReportMetric(float64(tRT)/float64(tNSM), "roundtrip/nsm")
 }
