@@ -114,34 +114,10 @@ var pcrEncMode = func() cbor.EncMode {
 }()
 
 func (n *NSM) attest(r decoded) []byte {
-	now := n.now()
-	n.mu.Lock()
-	pcrs := make(map[uint16][]byte, NumPCRs)
-	for i := range uint16(NumPCRs) {
-		if n.locked&(1<<i) != 0 {
-			pcrs[i] = n.pcrs[i][:]
-		}
-	}
-	pcrField, err := pcrEncMode.Marshal(pcrs) // copies the values while n.mu is held
-	n.mu.Unlock()
+	key, p, err := n.payload(r, n.now())
 	if err != nil {
 		return encodeError(nsm.InternalError)
 	}
-	key, cert, cabundle, err := n.signer.current(now)
-	if err != nil {
-		return encodeError(nsm.InternalError)
-	}
-	p := encode(payload{
-		ModuleID:    n.st.ModuleID,
-		Digest:      "SHA384",
-		Timestamp:   uint64(now.UnixMilli()),
-		PCRs:        pcrField,
-		Certificate: cert,
-		CABundle:    cabundle,
-		PublicKey:   r.publicKey,
-		UserData:    r.userData,
-		Nonce:       r.nonce,
-	})
 	digest := sha512.Sum384(encode(sigStructure{
 		Context: "Signature1", Protected: protectedES384, ExternalAAD: []byte{}, Payload: p,
 	}))
@@ -154,4 +130,35 @@ func (n *NSM) attest(r decoded) []byte {
 	ss.FillBytes(sig[48:])
 	doc := encode(coseSign1{Protected: protectedES384, Unprotected: emptyMap, Payload: p, Signature: sig})
 	return encode(attestationResp{documentBody{Document: doc}})
+}
+
+// payload encodes the document payload for r at now and returns it with the key that must sign it.
+func (n *NSM) payload(r decoded, now time.Time) (*ecdsa.PrivateKey, []byte, error) {
+	n.mu.Lock()
+	pcrs := make(map[uint16][]byte, NumPCRs)
+	for i := range uint16(NumPCRs) {
+		if n.locked&(1<<i) != 0 {
+			pcrs[i] = n.pcrs[i][:]
+		}
+	}
+	pcrField, err := pcrEncMode.Marshal(pcrs) // copies the values while n.mu is held
+	n.mu.Unlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	key, cert, cabundle, err := n.signer.current(now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, encode(payload{
+		ModuleID:    n.st.ModuleID,
+		Digest:      "SHA384",
+		Timestamp:   uint64(now.UnixMilli()),
+		PCRs:        pcrField,
+		Certificate: cert,
+		CABundle:    cabundle,
+		PublicKey:   r.publicKey,
+		UserData:    r.userData,
+		Nonce:       r.nonce,
+	}), nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/attestd/attestd/nsm"
 	"github.com/fxamacker/cbor/v2"
@@ -78,7 +79,7 @@ func sha384(parts ...[]byte) []byte {
 
 // TestResponseEncodings checks every response form byte for byte against nitro-specs §4.4.
 func TestResponseEncodings(t *testing.T) {
-	n, _ := newTestNSM(t, Config{ModuleID: testModuleID})
+	n, _ := newTestNSMShared(t)
 	pcr0 := n.st.PCRs[0]
 
 	got := process(t, n, enc(t, &request.DescribePCR{Index: 0}))
@@ -231,33 +232,47 @@ func variant(r response.Response) string {
 
 var shared struct {
 	dir string
+	n   *NSM
 }
 
-// newTestNSMShared opens a fresh NSM (fresh PCR state) on a state directory shared by the tests that do not
-// care about the PKI, to keep key generation out of table tests.
+// newTestNSMShared returns a freshly booted NSM (fresh PCR state) that shares one state directory and one
+// signer (CA chain and leaf) with the other tests that do not care about the PKI: key generation and signing
+// are slow under the race detector.
 func newTestNSMShared(t testing.TB) (*NSM, string) {
 	t.Helper()
-	if shared.dir == "" {
+	if shared.n == nil {
 		dir, err := os.MkdirTemp("", "mocknsm-test-")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := Init(dir, Config{ModuleID: testModuleID}); err != nil {
+		shared.dir = filepath.Join(dir, "nsm")
+		if err := Init(shared.dir, Config{ModuleID: testModuleID}); err != nil {
 			t.Fatal(err)
 		}
-		shared.dir = dir
+		if shared.n, err = Open(shared.dir); err != nil {
+			t.Fatal(err)
+		}
 	}
-	n, err := Open(shared.dir)
-	if err != nil {
+	n := newNSM(shared.n.st, shared.n.signer.cas, time.Now)
+	n.signer = shared.n.signer
+	return n, shared.dir
+}
+
+// copyShared copies the shared state directory to a new one, for tests that modify it.
+func copyShared(t *testing.T) string {
+	t.Helper()
+	_, src := newTestNSMShared(t)
+	dst := filepath.Join(t.TempDir(), "nsm")
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
-	return n, shared.dir
+	return dst
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.dir != "" {
-		os.RemoveAll(shared.dir)
+		os.RemoveAll(filepath.Dir(shared.dir))
 	}
 	os.Exit(code)
 }
@@ -407,6 +422,11 @@ func TestConfig(t *testing.T) {
 			t.Errorf("PCR%d = %x", i, n.pcrs[i])
 		}
 	}
+	for _, i := range []int{5, 6, 7, 9, 15, 16, 31} {
+		if n.pcrs[i] != [48]byte{} {
+			t.Errorf("PCR%d = %x", i, n.pcrs[i])
+		}
+	}
 	if n.st.ModuleID != "i-0aaaaaaaaaaaaaaaa-enc0bbbbbbbbbbbbbbb" || n.st.Region != "eu-west-2" {
 		t.Fatalf("state %+v", n.st)
 	}
@@ -414,30 +434,40 @@ func TestConfig(t *testing.T) {
 	if err != nil || !bytes.Contains(cfgFile, []byte(`"region": "eu-west-2"`)) {
 		t.Fatalf("config.json: %s %v", cfgFile, err)
 	}
+	if cn := n.signer.cas[levelRegional].cert.Subject.CommonName; !strings.HasSuffix(cn, ".eu-west-2.mock.nitro-enclaves") {
+		t.Fatalf("regional CN %s", cn)
+	}
 
 	// Defaults: PCR0/1/2 the same for every mock and non-zero, PCR3/8 zero, a random module id.
-	a, _ := newTestNSM(t, Config{})
-	b, _ := newTestNSM(t, Config{})
-	if a.pcrs[0] != b.pcrs[0] || a.pcrs[0] == [48]byte{} || a.pcrs[1] == a.pcrs[0] || a.pcrs[3] != [48]byte{} ||
-		a.pcrs[8] != [48]byte{} {
+	resolve := func(cfg Config) *state {
+		t.Helper()
+		st, err := cfg.resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	a, b := resolve(Config{}), resolve(Config{})
+	if a.PCRs[0] != b.PCRs[0] || a.PCRs[0] == [48]byte{} || a.PCRs[1] == a.PCRs[0] || a.PCRs[2] == [48]byte{} ||
+		a.PCRs[3] != [48]byte{} || a.PCRs[8] != [48]byte{} || a.Region != "us-east-1" {
 		t.Fatal("default PCRs")
 	}
-	if a.st.ModuleID == b.st.ModuleID || !moduleIDPattern.MatchString(a.st.ModuleID) {
-		t.Fatalf("module ids %s %s", a.st.ModuleID, b.st.ModuleID)
+	if a.ModuleID == b.ModuleID || !moduleIDPattern.MatchString(a.ModuleID) {
+		t.Fatalf("module ids %s %s", a.ModuleID, b.ModuleID)
 	}
-	inst, _ := splitModuleID(a.st.ModuleID)
-	if a.pcrs[4] != extendFromZero([]byte(inst)) {
+	inst, _ := splitModuleID(a.ModuleID)
+	if a.PCRs[4] != extendFromZero([]byte(inst)) || a.PCRs[4] == b.PCRs[4] {
 		t.Fatal("PCR4 does not follow the module id")
 	}
 
 	// Debug mode: PCR0/1/2/8 zero, PCR3/4 may be set.
-	d, _ := newTestNSM(t, Config{Debug: true, PCRs: map[uint16][]byte{3: pcr(7)}})
-	for _, i := range []int{0, 1, 2, 8} {
-		if d.pcrs[i] != [48]byte{} {
-			t.Errorf("debug PCR%d = %x", i, d.pcrs[i])
+	d := resolve(Config{Debug: true, PCRs: map[uint16][]byte{3: pcr(7)}})
+	for _, i := range []uint16{0, 1, 2, 8} {
+		if d.PCRs[i] != [48]byte{} {
+			t.Errorf("debug PCR%d = %x", i, d.PCRs[i])
 		}
 	}
-	if d.pcrs[3] != [48]byte(pcr(7)) || d.pcrs[4] == [48]byte{} {
+	if d.PCRs[3] != [48]byte(pcr(7)) || d.PCRs[4] == [48]byte{} {
 		t.Error("debug PCR3/PCR4")
 	}
 
@@ -451,24 +481,28 @@ func TestConfig(t *testing.T) {
 		"debug PCR8":       {Debug: true, PCRs: map[uint16][]byte{8: pcr(1)}},
 		"PCR16 configured": {PCRs: map[uint16][]byte{16: pcr(1)}},
 	} {
-		if err := Init(filepath.Join(t.TempDir(), "x"), cfg); err == nil {
+		dir := filepath.Join(t.TempDir(), "x")
+		if err := Init(dir, cfg); err == nil {
 			t.Errorf("%s: Init accepted %+v", name, cfg)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%s: a failed Init left %s", name, dir)
 		}
 	}
 }
 
 func TestInitOpen(t *testing.T) {
-	_, dir := newTestNSM(t, Config{})
+	dir := copyShared(t)
 	if err := Init(dir, Config{}); err == nil {
 		t.Fatal("Init over an initialised directory")
 	}
 	for _, f := range []string{"root.key", "regional.key", "zonal.key", "instance.key", "config.json"} {
-		st, err := os.Stat(filepath.Join(dir, f))
+		st, err := os.Stat(filepath.Join(shared.dir, f))
 		if err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v %v", f, st.Mode(), err)
 		}
 	}
-	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+	if st, err := os.Stat(shared.dir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("dir mode %v %v", st.Mode(), err)
 	}
 	rootPEM, err := os.ReadFile(filepath.Join(dir, "root.pem"))
@@ -482,6 +516,7 @@ func TestInitOpen(t *testing.T) {
 	}
 
 	// A damaged state is refused.
+	_, other := newTestNSM(t, Config{})
 	damage := map[string]func(dir string){
 		"swapped keys": func(dir string) {
 			a, _ := os.ReadFile(filepath.Join(dir, "zonal.key"))
@@ -490,7 +525,6 @@ func TestInitOpen(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, "regional.key"), a, 0o600)
 		},
 		"foreign chain": func(dir string) {
-			_, other := newTestNSM(t, Config{})
 			b, _ := os.ReadFile(filepath.Join(other, "zonal.pem"))
 			k, _ := os.ReadFile(filepath.Join(other, "zonal.key"))
 			os.WriteFile(filepath.Join(dir, "zonal.pem"), b, 0o600)
@@ -506,7 +540,10 @@ func TestInitOpen(t *testing.T) {
 		"bad faults":      func(dir string) { os.WriteFile(filepath.Join(dir, "faults.json"), []byte(`{"Bogus": {}}`), 0o600) },
 	}
 	for name, f := range damage {
-		_, dir := newTestNSM(t, Config{})
+		dir := copyShared(t)
+		if _, err := Open(dir); err != nil {
+			t.Fatalf("%s: the pristine copy does not open: %v", name, err)
+		}
 		f(dir)
 		if _, err := Open(dir); err == nil {
 			t.Errorf("%s: Open accepted the state", name)
