@@ -94,11 +94,11 @@ func (s spec) input() BuildInput {
 }
 
 func randomBytes(r *mrand.Rand, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
+	b := make([]byte, n+8)
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
 	}
-	return b
+	return b[:n:n]
 }
 
 // extendSHA384 is the PCR formula written out independently of the package:
