@@ -14,7 +14,7 @@ var (
 	ErrOptions = errors.New("options")
 	// ErrNoPCRPolicy: Options has neither PCRs nor AnyPCRs. Not checking PCRs
 	// must be an explicit choice, never the default of a nil map.
-	ErrNoPCRPolicy = errors.New("pcr-policy-missing")
+	ErrNoPCRPolicy = errors.New("no-pcr-policy")
 
 	// ErrInput: the document is empty or larger than MaxDocumentSize.
 	ErrInput = errors.New("input")

@@ -127,7 +127,7 @@ func (o *Options) compile() (*config, error) {
 		return c, nil
 	}
 	if len(o.PCRs) == 0 {
-		return nil, fail(ErrNoPCRPolicy, "no PCR policy: set Options.PCRs, or AnyPCRs to accept any enclave image")
+		return nil, fail(ErrNoPCRPolicy, "set Options.PCRs to pin the enclave image, or AnyPCRs to accept any image")
 	}
 	for idx, vals := range o.PCRs {
 		if idx < 0 || idx >= maxPCRs {
