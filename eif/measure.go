@@ -75,8 +75,8 @@ func (w *hasher) finish() {
 	w.sum = w.h.Sum(nil)
 }
 
-// measure reads the file once, in order, and hashes each byte once per PCR that covers it,
-// on two goroutines. A second goroutine hashes kernel, cmdline and all ramdisks (PCR0),
+// measure reads the file once, in order, and hashes each byte once per PCR hash chain it
+// belongs to, on two goroutines. A second goroutine hashes kernel, cmdline and all ramdisks (PCR0),
 // taking PCR1's digest where the first ramdisk ends: SHA-384 of a prefix is the state of
 // the longer hash at that point, so the bootstrap bytes need no second hashing. The calling
 // goroutine reads, checks that the header and section headers are still the bytes walk
