@@ -13,8 +13,12 @@
 //   - GetRandom: 256 random bytes.
 //   - Attestation: a COSE_Sign1 document shaped exactly like AWS's (see below).
 //   - A request over 4096 bytes fails the ioctl with EMSGSIZE, as the driver does; there is no per-field limit.
-//   - Malformed requests: InvalidOperation when the request cannot be identified, InvalidArgument when a known
-//     request has bad fields (decodeRequest documents the rules; the mock is stricter than serde on unknown fields).
+//   - Malformed requests (QEMU's model where it has one): InvalidOperation when the request cannot be identified
+//     (not well-formed CBOR, trailing bytes, a CBOR tag, not a text or a one-entry map, an unknown variant, a unit
+//     variant in map form or a struct variant as bare text); InvalidArgument when a known request has bad fields
+//     (body not a map, a duplicate, unknown or missing field, index not a uint16, data not a byte string). The
+//     real NSM (serde) ignores unknown fields; the mock rejects them so that client typos show up. Attestation
+//     fields may be absent (as with serde), null or a byte string.
 //
 // Responses are the exact serde_cbor forms (nitro-specs §4.4): e.g. {"Error": "InvalidIndex"} and the bare texts
 // "LockPCR" / "LockPCRs".

@@ -220,30 +220,50 @@ func newChain(moduleID, region string, now time.Time) ([numLevels]*authority, er
 func certFile(dir string, level int) string { return filepath.Join(dir, levelNames[level]+".pem") }
 func keyFile(dir string, level int) string  { return filepath.Join(dir, levelNames[level]+".key") }
 
-// writeNew creates path with perm and content, refusing to overwrite.
+// writeNew creates path with perm and content, refusing to overwrite; it leaves nothing behind on error.
 func writeNew(path string, perm os.FileMode, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return f.Close()
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
-func saveChain(dir string, chain [numLevels]*authority) error {
+// saveChain writes the CA keys and certificates; on error it removes what it wrote.
+func saveChain(dir string, chain [numLevels]*authority) (err error) {
+	var written []string
+	defer func() {
+		if err != nil {
+			for _, p := range written {
+				os.Remove(p)
+			}
+		}
+	}()
 	for level, a := range chain {
 		der, err := x509.MarshalPKCS8PrivateKey(a.key)
 		if err != nil {
 			return err
 		}
-		if err := writeNew(keyFile(dir, level), 0o600, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-			return err
+		files := []struct {
+			path string
+			perm os.FileMode
+			data []byte
+		}{
+			{keyFile(dir, level), 0o600, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})},
+			{certFile(dir, level), 0o644, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})},
 		}
-		if err := writeNew(certFile(dir, level), 0o644, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.cert.Raw})); err != nil {
-			return err
+		for _, f := range files {
+			if err := writeNew(f.path, f.perm, f.data); err != nil {
+				return err
+			}
+			written = append(written, f.path)
 		}
 	}
 	return nil

@@ -511,6 +511,18 @@ func TestInitOpen(t *testing.T) {
 		t.Fatalf("root.pem differs from RootPEM: %v %v", err, err2)
 	}
 
+	// A failed Init removes what it wrote and nothing else.
+	partial := t.TempDir()
+	if err := os.WriteFile(filepath.Join(partial, "zonal.key"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Init(partial, Config{}); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Init over a stray zonal.key = %v", err)
+	}
+	if ents, _ := os.ReadDir(partial); len(ents) != 1 || ents[0].Name() != "zonal.key" {
+		t.Fatalf("a failed Init left %v", ents)
+	}
+
 	if _, err := Open(filepath.Join(t.TempDir(), "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Open(missing) = %v", err)
 	}

@@ -47,18 +47,9 @@ const (
 
 func major(raw []byte) byte { return raw[0] >> 5 }
 
-// decodeRequest parses the serde_cbor form of an NSM request (nitro-specs §4.3). The mock is stricter than serde,
-// and its error codes follow QEMU's NSM model where one exists:
-//
-//   - not well-formed CBOR, trailing bytes, a CBOR tag anywhere, not a text or a one-entry map, an unknown
-//     variant, a unit variant in map form or a struct variant as bare text: InvalidOperation (the request cannot
-//     be identified);
-//   - a known struct variant whose body is not a map, has a duplicate, unknown or missing field, or a field of the
-//     wrong CBOR type (index not a uint16, data not a byte string, null data): InvalidArgument. The real NSM
-//     (serde) ignores unknown fields; the mock rejects them so that client typos show up.
-//
-// Attestation fields may be absent (serde's Option default), null or a byte string. Indexes are range-checked by
-// the handlers (InvalidIndex), not here.
+// decodeRequest parses the serde_cbor form of an NSM request (nitro-specs §4.3), strictly; the package doc lists
+// which malformed requests get InvalidOperation and which InvalidArgument. Indexes are range-checked by the
+// handlers (InvalidIndex), not here.
 func decodeRequest(b []byte) (decoded, nsm.ErrorCode) {
 	if len(b) == 0 {
 		return decoded{}, nsm.InvalidOperation

@@ -163,7 +163,8 @@ func (s *Session) GetRandom(ctx context.Context) ([]byte, error) {
 }
 
 // Read fills p with random bytes from the NSM, issuing GetRandom as often as needed (io.Reader). It returns
-// len(p) and nil, or the number of bytes filled before the error.
+// len(p) and nil, or the number of bytes filled before the error. No context bounds it: use GetRandom where the
+// wait must be bounded.
 func (s *Session) Read(p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
