@@ -141,6 +141,7 @@ func startUnix(t testing.TB, api *API, lim Limits) (*Server, string) {
 		t.Fatal(err)
 	}
 	srv := &Server{API: api, Limits: lim, Logger: quietLogger()}
+	srv.init() // before Serve's goroutine: tests inspect the server's state
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	t.Cleanup(func() {

@@ -180,6 +180,7 @@ func serveUnix(t *testing.T, srv *Server) (addr string, served chan error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.init() // before Serve's goroutine: tests inspect the server's state
 	served = make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	return addr, served
