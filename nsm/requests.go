@@ -150,7 +150,8 @@ func (s *Session) Attestation(ctx context.Context, req AttestationRequest) ([]by
 	return r.Attestation.Document, nil
 }
 
-// GetRandom returns the bytes of one GetRandom answer (256 on Nitro). It is never empty when err is nil.
+// GetRandom returns the bytes of one GetRandom answer (of unspecified length: 256 in QEMU's model and the
+// mock). It is never empty when err is nil.
 func (s *Session) GetRandom(ctx context.Context) ([]byte, error) {
 	r, err := s.send(ctx, opGetRandom, &request.GetRandom{})
 	if err != nil {
