@@ -186,6 +186,9 @@ func (c *Config) setDefaults() error {
 	if len(c.UserData) > MaxUserData {
 		return fmt.Errorf("agent: user data is %d bytes, over %d", len(c.UserData), MaxUserData)
 	}
+	if len(c.UserData) == 0 {
+		c.UserData = nil
+	}
 	if c.NSMConcurrency == 0 {
 		c.NSMConcurrency = DefaultNSMConcurrency
 	}
@@ -249,10 +252,13 @@ func (a *Agent) AttestLocal(ctx context.Context, req vsockrpc.LocalAttestRequest
 		return nil, vsockrpc.Errorf(vsockrpc.CodeBadRequest, "user_data is %d bytes, over %d", len(req.UserData), MaxUserData)
 	}
 	ud := req.UserData
-	if ud == nil {
+	switch {
+	case ud == nil: // not sent: the stored value
 		a.mu.Lock()
 		ud = a.userData
 		a.mu.Unlock()
+	case len(ud) == 0: // sent empty: none in this document (absent, not an empty byte string)
+		ud = nil
 	}
 	return a.attest(ctx, req.AttestRequest, ud)
 }
@@ -351,6 +357,9 @@ func (a *Agent) Health(context.Context) (*vsockrpc.Health, error) {
 func (a *Agent) SetUserData(_ context.Context, data []byte) error {
 	if len(data) > MaxUserData {
 		return vsockrpc.Errorf(vsockrpc.CodeBadRequest, "user_data is %d bytes, over %d", len(data), MaxUserData)
+	}
+	if len(data) == 0 {
+		data = nil // absent, not an empty byte string: some verifiers reject empty fields
 	}
 	a.mu.Lock()
 	a.userData = bytes.Clone(data)

@@ -222,11 +222,24 @@ func TestUserDataComesFromInsideOnly(t *testing.T) {
 	}
 	_, err := a.AttestLocal(ctx, vsockrpc.LocalAttestRequest{AttestRequest: vsockrpc.AttestRequest{Key: keys.HPKE}, UserData: make([]byte, 513)})
 	wantCode(t, err, vsockrpc.CodeBadRequest)
-	if err := a.SetUserData(ctx, nil); err != nil {
+	// An explicitly empty per-request value means none in that document.
+	if _, err := a.AttestLocal(ctx, vsockrpc.LocalAttestRequest{AttestRequest: vsockrpc.AttestRequest{Key: keys.HPKE}, UserData: []byte{}}); err != nil {
 		t.Fatal(err)
 	}
-	if ud := parent(); ud != nil {
-		t.Errorf("user_data after clearing = %q", ud)
+	if ud := f.lastAttest(t).UserData; ud != nil {
+		t.Errorf("local user_data sent empty = %q, want absent", ud)
+	}
+	// Clearing, with nil or empty, makes user_data absent (never an empty byte string).
+	for _, clearWith := range [][]byte{nil, {}} {
+		if err := a.SetUserData(ctx, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.SetUserData(ctx, clearWith); err != nil {
+			t.Fatal(err)
+		}
+		if ud := parent(); ud != nil {
+			t.Errorf("user_data after clearing with %#v = %#v", clearWith, ud)
+		}
 	}
 }
 
