@@ -261,7 +261,6 @@ func (s *Server) serveConn(c *serverConn) {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	log := s.log.With("remote", c.nc.RemoteAddr())
 	for {
 		if !s.setIdle(c) {
 			return
@@ -273,19 +272,19 @@ func (s *Server) serveConn(c *serverConn) {
 		c.idle = false
 		c.mu.Unlock()
 		if err != nil {
-			log.Debug("vsockrpc: connection done", "err", err)
+			s.debug(c, "vsockrpc: connection done", "err", err)
 			return
 		}
 		c.nc.SetReadDeadline(time.Now().Add(s.lim.ReadTimeout))
 		body, rerr := s.readBody(c, n)
 		if rerr != nil {
-			log.Debug("vsockrpc: bad frame", "err", rerr)
+			s.debug(c, "vsockrpc: bad frame", "err", rerr)
 			s.fail(c, rerr)
 			return
 		}
 		req, idKnown, e := decodeRequest(body)
 		if e != nil {
-			log.Debug("vsockrpc: bad request", "err", e, "id_known", idKnown)
+			s.debug(c, "vsockrpc: bad request", "err", e, "id_known", idKnown)
 			if !idKnown {
 				s.fail(c, e)
 				return
@@ -304,6 +303,13 @@ func (s *Server) serveConn(c *serverConn) {
 		if !s.respond(c, &req.id, req.method, res, err) {
 			return
 		}
+	}
+}
+
+// debug logs a per-connection event at Debug level; the arguments are only formatted when enabled.
+func (s *Server) debug(c *serverConn, msg string, args ...any) {
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug(msg, append([]any{"remote", c.nc.RemoteAddr()}, args...)...)
 	}
 }
 
@@ -429,7 +435,7 @@ func (s *Server) respond(c *serverConn, id *uint64, name string, res any, err er
 	defer putFrame(buf)
 	c.nc.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
 	if _, werr := c.nc.Write(buf.Bytes()); werr != nil {
-		s.log.Debug("vsockrpc: write failed", "remote", c.nc.RemoteAddr(), "err", werr)
+		s.debug(c, "vsockrpc: write failed", "err", werr)
 		return false
 	}
 	return true
