@@ -55,7 +55,14 @@ func Init(dir string, cfg Config) error {
 		return fmt.Errorf("mocknsm: init %s: %w", dir, err)
 	}
 	// config.json last: its presence marks a complete state.
-	return writeNew(filepath.Join(dir, configName), 0o600, st.marshal())
+	if err := writeNew(filepath.Join(dir, configName), 0o600, st.marshal()); err != nil {
+		for level := range numLevels {
+			os.Remove(keyFile(dir, level))
+			os.Remove(certFile(dir, level))
+		}
+		return err
+	}
+	return nil
 }
 
 // Open loads the state Init wrote in dir, and dir/faults.json if present. The NSM boots: PCRs hold their boot
