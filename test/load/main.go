@@ -275,10 +275,10 @@ func (d *daemon) kill() {
 	}
 }
 
-// holdIdle opens n connections, makes one health request on each and leaves
-// them open.
+// holdIdle opens n connections, makes one successful health request on each
+// and leaves them open.
 func holdIdle(sock string, n int) ([]net.Conn, error) {
-	body, err := cbor.Marshal(map[string]any{"v": vsockrpc.Version, "id": uint64(1), "method": "health"})
+	body, err := cbor.Marshal(map[string]any{"v": vsockrpc.Version, "id": uint64(1), "method": "health", "params": map[string]any{}})
 	if err != nil {
 		return nil, err
 	}
@@ -294,8 +294,15 @@ func holdIdle(sock string, n int) ([]net.Conn, error) {
 		if _, err := c.Write(frame); err != nil {
 			return conns, err
 		}
-		if _, err := vsockrpc.ReadFrame(c, 1<<20); err != nil {
+		resp, err := vsockrpc.ReadFrame(c, 1<<20)
+		if err != nil {
 			return conns, fmt.Errorf("idle connection %d: %w", len(conns), err)
+		}
+		var r struct {
+			Error *vsockrpc.Error `cbor:"error"`
+		}
+		if err := cbor.Unmarshal(resp, &r); err != nil || r.Error != nil {
+			return conns, fmt.Errorf("idle connection %d: health failed: %v %v", len(conns), err, r.Error)
 		}
 		c.SetDeadline(time.Time{})
 	}
