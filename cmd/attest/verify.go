@@ -23,9 +23,9 @@ the AWS Nitro Enclaves root (or --root), the ES384 signature, then the policy.
 DOC is a file holding the raw COSE_Sign1 bytes or their hex or base64 text;
 "-" reads standard input.
 
-A PCR policy is required: --pcr N=HEX (repeatable), --pcrs-from FILE (as
-written by "attest eif describe --policy"), or --any-pcrs to accept any
-enclave image. Debug-mode enclaves are rejected unless --allow-debug.
+A PCR policy is required: --pcr N=HEX (repeatable), --pcrs-from FILE (a JSON
+policy as written by "attest eif describe --policy", or the EIF image itself),
+or --any-pcrs to accept any enclave image. Debug-mode enclaves are rejected unless --allow-debug.
 Documents older than 5 minutes (--max-age) are rejected.
 
 Exit status: 0 valid, 1 rejected (the failed check is named on stderr),

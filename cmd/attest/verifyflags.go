@@ -38,7 +38,7 @@ func addVerifyFlags(fs *flag.FlagSet) *verifyFlags {
 	fs.StringVar(&f.at, "at", "", "verify as of this `RFC3339` time instead of now")
 	fs.BoolVar(&f.atDocTime, "at-doc-time", false, "verify as of the document's own timestamp (audit: proves AWS signed it then, not that it is fresh)")
 	fs.Var(&f.pcrs, "pcr", "require PCR `N=HEX` (repeatable; several values for one N allow any of them)")
-	fs.StringVar(&f.pcrsFrom, "pcrs-from", "", "read the PCR policy from a JSON `FILE`: {\"pcrs\": {\"0\": [\"HEX\", ...], ...}}")
+	fs.StringVar(&f.pcrsFrom, "pcrs-from", "", "read the PCR policy from a JSON `FILE` ({\"pcrs\": {\"0\": [\"HEX\", ...], ...}}) or measure it from an EIF image (PCR0, 1, 2, and 8 if signed)")
 	fs.BoolVar(&f.anyPCRs, "any-pcrs", false, "accept any PCR values: explicitly no PCR policy")
 	fs.BoolVar(&f.allowDebug, "allow-debug", false, "accept debug-mode enclaves (PCR0, PCR1, PCR2 zero; the parent can read their memory)")
 	fs.StringVar(&f.nonce, "nonce", "", "require this nonce (`HEX`)")
