@@ -6,14 +6,20 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
-// Streaming parameters: the file is read in chunkSize pieces through at most numBuffers
-// buffers, so memory stays at numBuffers*chunkSize whatever the file's size.
+// Streaming parameters. A regular file is mapped read-only (no copy out of the page cache);
+// any other io.ReaderAt is read in chunkSize pieces through at most numBuffers buffers, so
+// memory stays at numBuffers*chunkSize whatever the file's size. pipelineDepth bounds how
+// many chunks the reader may be ahead of the slower hasher.
 const (
-	chunkSize  = 1 << 20
-	numBuffers = 6
+	chunkSize     = 1 << 20
+	numBuffers    = 8
+	pipelineDepth = numBuffers
 )
 
 // span is a byte range of the file that one hasher consumes; mark asks for the digest
@@ -23,7 +29,7 @@ type span struct {
 	mark       bool
 }
 
-// chunk is one buffer of file data on its way through the hashers.
+// chunk is a piece of file data on its way through the hashers.
 type chunk struct {
 	off  int64
 	buf  []byte
@@ -75,18 +81,101 @@ func (w *hasher) finish() {
 	w.sum = w.h.Sum(nil)
 }
 
+// source yields the file in chunks, in order.
+type source interface {
+	// next returns the n bytes at off.
+	next(off, n int64) ([]byte, error)
+	// release gives back a buffer next returned, once every consumer is done with it.
+	release(buf []byte)
+	// mapped returns the mapping, if any, to tell its page faults from bugs.
+	mapped() []byte
+	close()
+}
+
+// readSource reads into a fixed pool of buffers.
+type readSource struct {
+	r    io.ReaderAt
+	pool chan []byte
+}
+
+func newReadSource(r io.ReaderAt, size int64) *readSource {
+	bufSize := min(int64(chunkSize), size)
+	n := int(min(int64(numBuffers), (size+bufSize-1)/bufSize))
+	s := &readSource{r: r, pool: make(chan []byte, n)}
+	for range n {
+		s.pool <- make([]byte, bufSize)
+	}
+	return s
+}
+
+func (s *readSource) next(off, n int64) ([]byte, error) {
+	buf := (<-s.pool)[:n]
+	if err := readFull(s.r, buf, off); err != nil {
+		s.pool <- buf
+		return nil, err
+	}
+	return buf, nil
+}
+
+func (s *readSource) release(buf []byte) { s.pool <- buf[:cap(buf)] }
+func (s *readSource) mapped() []byte     { return nil }
+func (s *readSource) close()             {}
+
+// faultError turns a recovered panic into ErrChanged if it is a page fault inside the
+// mapping (the file was truncated while mapped: SIGBUS), and re-panics otherwise.
+func faultError(p any, mapping []byte) error {
+	if f, ok := p.(interface{ Addr() uintptr }); ok && len(mapping) > 0 {
+		start := uintptr(unsafe.Pointer(unsafe.SliceData(mapping)))
+		if a := f.Addr(); a >= start && a < start+uintptr(len(mapping)) {
+			return errorf(ErrChanged, int64(a-start), "the file shrank while it was mapped")
+		}
+	}
+	panic(p)
+}
+
+// consumer runs a hasher on its own goroutine.
+type consumer struct {
+	in  chan *chunk
+	h   *hasher
+	err error // a fault while reading mapped data
+}
+
+func (c *consumer) run(src source, release func(*chunk), done *sync.WaitGroup) {
+	defer done.Done()
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	for ch := range c.in {
+		if c.err == nil {
+			c.err = c.feed(src, ch)
+		}
+		release(ch)
+	}
+	if c.err == nil {
+		c.h.finish()
+	}
+}
+
+func (c *consumer) feed(src source, ch *chunk) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = faultError(p, src.mapped())
+		}
+	}()
+	c.h.feed(ch)
+	return nil
+}
+
 // measure reads the file once, in order, and hashes each byte once per PCR hash chain it
-// belongs to, on two goroutines. A second goroutine hashes kernel, cmdline and all ramdisks (PCR0),
-// taking PCR1's digest where the first ramdisk ends: SHA-384 of a prefix is the state of
-// the longer hash at that point, so the bootstrap bytes need no second hashing. The calling
-// goroutine reads, checks that the header and section headers are still the bytes walk
-// validated, updates the CRC, copies the metadata and signature sections and hashes the
-// application ramdisks (PCR2): both goroutines then do about one SHA-384 pass each.
-func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Section, rawHeaders [][SectionHeaderSize]byte) (*measured, error) {
+// belongs to. Three goroutines share the work, so that on two cores each does about one
+// SHA-384 pass: one hashes kernel, cmdline and all ramdisks (PCR0), taking PCR1's digest
+// where the first ramdisk ends (SHA-384 of a prefix is the state of the longer hash at that
+// point, so the bootstrap bytes need no second hashing); one hashes the application
+// ramdisks (PCR2); the calling goroutine reads, checks that the header and section headers
+// are still the bytes walk validated, computes the CRC and copies the metadata and signature
+// sections.
+func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Section, rawHeaders [][SectionHeaderSize]byte) (res *measured, err error) {
 	var all, app []span
-	var fixed []fixedRange // bytes already read and validated, which must not change
-	fixed = append(fixed, fixedRange{0, header[:]})
-	res := &measured{}
+	fixed := []fixedRange{{0, header[:]}} // bytes already read and validated, which must not change
+	res = &measured{}
 	var metaAt, sigAt int64
 	ramdisk := 0
 	for i, s := range sections {
@@ -109,57 +198,60 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 		}
 	}
 
-	bufSize := min(int64(chunkSize), size)
-	nbuf := int(min(int64(numBuffers), (size+bufSize-1)/bufSize))
-	pool := make(chan []byte, nbuf)
-	for range nbuf {
-		pool <- make([]byte, bufSize)
-	}
+	src := openSource(r, size)
+	defer src.close()
 	release := func(c *chunk) {
 		if c.refs.Add(-1) == 0 {
-			pool <- c.buf[:cap(c.buf)]
+			src.release(c.buf)
 		}
 	}
-	image := &hasher{spans: all, h: sha512.New384()}
-	application := &hasher{spans: app, h: sha512.New384()}
-	// Each buffer is in the channel at most once: sends never block.
-	toImage := make(chan *chunk, nbuf)
-	imageDone := make(chan struct{})
-	go func() {
-		defer close(imageDone)
-		for c := range toImage {
-			image.feed(c)
-			release(c)
-		}
-		image.finish()
-	}()
+	consumers := []*consumer{
+		{in: make(chan *chunk, pipelineDepth), h: &hasher{spans: all, h: sha512.New384()}},
+		{in: make(chan *chunk, pipelineDepth), h: &hasher{spans: app, h: sha512.New384()}},
+	}
+	var done sync.WaitGroup
+	for _, c := range consumers {
+		done.Add(1)
+		go c.run(src, release, &done)
+	}
+	stopped := false
 	stop := func() {
-		close(toImage)
-		<-imageDone
+		if !stopped {
+			stopped = true
+			for _, c := range consumers {
+				close(c.in)
+			}
+			done.Wait()
+		}
 	}
+	defer stop() // on every path: the mapping must outlive its readers
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			res, err = nil, faultError(p, src.mapped())
+		}
+	}()
 
 	crc := uint32(0)
 	fi := 0
 	for off := int64(0); off < size; {
-		buf := <-pool
-		n := min(int64(len(buf)), size-off)
-		buf = buf[:n]
-		if err := readFull(r, buf, off); err != nil {
-			stop()
+		n := min(int64(chunkSize), size-off)
+		buf, err := src.next(off, n)
+		if err != nil {
 			if e, ok := err.(*Error); ok && e.Kind == ErrTruncated {
 				return nil, errorf(ErrChanged, e.Offset, "the file shrank")
 			}
 			return nil, err
 		}
 		c := &chunk{off: off, buf: buf}
-		c.refs.Store(2)
-		toImage <- c
+		c.refs.Store(int32(len(consumers)))
+		for _, con := range consumers {
+			con.in <- c
+		}
 		end := off + n
 		// Bytes validated before the pass must read the same now.
 		for ; fi < len(fixed) && fixed[fi].off < end; fi++ {
 			if !fixed[fi].matches(off, buf) {
-				release(c)
-				stop()
 				return nil, errorf(ErrChanged, fixed[fi].off, "header bytes differ from the first read")
 			}
 			if fixed[fi].off+int64(len(fixed[fi].b)) > end {
@@ -175,18 +267,21 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 		}
 		copyRange(res.metadata, metaAt, off, buf)
 		copyRange(res.signature, sigAt, off, buf)
-		application.feed(c)
-		release(c)
 		off = end
 	}
 	stop()
-	application.finish()
+	for _, c := range consumers {
+		if c.err != nil {
+			return nil, c.err
+		}
+	}
 	// The size came from the caller (a stat): a file that grew since is not what was measured.
 	var probe [1]byte
 	if n, _ := r.ReadAt(probe[:], size); n != 0 {
 		return nil, errorf(ErrChanged, size, "the file grew")
 	}
 	res.crc = crc
+	image, application := consumers[0].h, consumers[1].h
 	res.pcr0, res.pcr1, res.pcr2 = image.sum, image.marked, application.sum
 	return res, nil
 }
