@@ -74,6 +74,7 @@ const (
 	SectionMetadata  SectionType = 5
 )
 
+// String returns the section type's name, as nitro-cli's sources call it (lower case).
 func (t SectionType) String() string {
 	switch t {
 	case SectionKernel:
@@ -168,6 +169,7 @@ type Error struct {
 	Detail string
 }
 
+// Error reads "eif: <kind> at offset N: <detail>".
 func (e *Error) Error() string {
 	s := "eif: " + e.Kind.Error()
 	if e.Offset >= 0 {
