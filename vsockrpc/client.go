@@ -1,6 +1,7 @@
 package vsockrpc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -361,11 +362,15 @@ func (cc *clientConn) fail(err error) {
 	}
 }
 
+// clientReadBuffer is the read buffer of a client connection: an attest response (a ~4.7 KB
+// document and a public key) arrives with one read system call and is decoded in place.
+const clientReadBuffer = 8 << 10
+
 func (cc *clientConn) readLoop() {
-	var hdr [4]byte
+	br := bufio.NewReaderSize(cc.nc, clientReadBuffer)
 	var buf []byte // reused: decodeResponse copies what it keeps
 	for {
-		body, err := readFrameInto(cc.nc, &hdr, &buf, cc.maxResp)
+		body, inPlace, err := readFrameBuffered(br, &buf, cc.maxResp)
 		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) {
 			cc.fail(fmt.Errorf("vsockrpc: bad response frame: %w", err))
 			return
@@ -375,6 +380,9 @@ func (cc *clientConn) readLoop() {
 			return
 		}
 		id, result, perr, err := decodeResponse(body)
+		if inPlace {
+			br.Discard(len(body))
+		}
 		if err != nil {
 			cc.fail(fmt.Errorf("vsockrpc: malformed response: %w", err))
 			return

@@ -1,6 +1,7 @@
 package vsockrpc
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -213,14 +214,19 @@ func temporary(err error) bool {
 	return false
 }
 
-// serverConn is one connection. Idle connections hold only this struct, the socket and a parked
-// goroutine; frame bodies are allocated per frame.
+// serverConn is one connection. Idle connections hold only this struct, a small read buffer, the
+// socket and a parked goroutine.
 type serverConn struct {
 	nc   net.Conn
+	br   *bufio.Reader
 	mu   sync.Mutex
 	idle bool // waiting for the first byte of a frame: Shutdown may close it
-	hdr  [4]byte
 }
+
+// serverReadBuffer is a connection's read buffer: a typical request (an attest with a nonce of up
+// to ~150 bytes) arrives with its header in one read system call and is decoded in place; larger
+// ones take one more read. Idle connections hold it, so it is small.
+const serverReadBuffer = 256
 
 func (s *Server) track(nc net.Conn) (*serverConn, string) {
 	s.mu.Lock()
@@ -231,7 +237,7 @@ func (s *Server) track(nc net.Conn) (*serverConn, string) {
 	if len(s.conns) >= s.lim.MaxConns {
 		return nil, CodeBusy
 	}
-	c := &serverConn{nc: nc}
+	c := &serverConn{nc: nc, br: bufio.NewReaderSize(nc, serverReadBuffer)}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	return c, ""
@@ -267,7 +273,7 @@ func (s *Server) serveConn(c *serverConn) {
 		}
 		// Wait up to IdleTimeout for the first byte of the next frame, then give the whole frame
 		// ReadTimeout: a slow trickle cannot hold the connection longer than that.
-		n, err := io.ReadAtLeast(c.nc, c.hdr[:], 1)
+		_, err := c.br.Peek(1)
 		c.mu.Lock()
 		c.idle = false
 		c.mu.Unlock()
@@ -276,13 +282,16 @@ func (s *Server) serveConn(c *serverConn) {
 			return
 		}
 		c.nc.SetReadDeadline(time.Now().Add(s.lim.ReadTimeout))
-		body, rerr := s.readBody(c, n)
+		body, inPlace, rerr := s.readFrame(c)
 		if rerr != nil {
 			s.debug(c, "vsockrpc: bad frame", "err", rerr)
 			s.fail(c, rerr)
 			return
 		}
-		req, idKnown, e := decodeRequest(body)
+		req, idKnown, e := decodeRequest(body) // copies what it keeps: body may be in c.br
+		if inPlace {
+			c.br.Discard(len(body))
+		}
 		if e != nil {
 			s.debug(c, "vsockrpc: bad request", "err", e, "id_known", idKnown)
 			if !idKnown {
@@ -327,22 +336,31 @@ func (s *Server) setIdle(c *serverConn) bool {
 	return true
 }
 
-// readBody reads the rest of a frame whose first n header bytes are in c.hdr.
-func (s *Server) readBody(c *serverConn, n int) ([]byte, *Error) {
-	if _, err := io.ReadFull(c.nc, c.hdr[n:]); err != nil {
-		return nil, Errorf(CodeBadRequest, "truncated frame header: %v", readErr(err))
+// readFrame reads a frame whose first byte is buffered in c.br. A body that fits c.br's buffer is
+// returned in place (inPlace): the caller discards it from c.br once decoded.
+func (s *Server) readFrame(c *serverConn) (body []byte, inPlace bool, e *Error) {
+	hdr, err := c.br.Peek(4)
+	if err != nil {
+		return nil, false, Errorf(CodeBadRequest, "truncated frame header: %v", readErr(err))
 	}
-	size, err := frameLen(c.hdr, s.lim.MaxRequestSize)
+	size, err := frameLen([4]byte(hdr), s.lim.MaxRequestSize)
 	if errors.Is(err, ErrFrameTooLarge) {
-		return nil, Errorf(CodeFrameTooLarge, "request frame: %v", err)
+		return nil, false, Errorf(CodeFrameTooLarge, "request frame: %v", err)
 	} else if err != nil {
-		return nil, Errorf(CodeBadRequest, "%v", err)
+		return nil, false, Errorf(CodeBadRequest, "%v", err)
 	}
-	body := make([]byte, size)
-	if _, err := io.ReadFull(c.nc, body); err != nil {
-		return nil, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
+	c.br.Discard(4)
+	if size <= c.br.Size() {
+		if body, err = c.br.Peek(size); err != nil {
+			return nil, false, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
+		}
+		return body, true, nil
 	}
-	return body, nil
+	body = make([]byte, size)
+	if _, err := io.ReadFull(c.br, body); err != nil {
+		return nil, false, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
+	}
+	return body, false, nil
 }
 
 func readErr(err error) error {

@@ -1,6 +1,7 @@
 package vsockrpc
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -54,6 +55,45 @@ func readFrameInto(r io.Reader, hdr *[4]byte, buf *[]byte, max int) ([]byte, err
 		return nil, err
 	}
 	return body, nil
+}
+
+// readFrameBuffered is ReadFrame from a buffered reader. A body that fits br's buffer is returned
+// in place (inPlace): it stays valid until the next read from br, and the caller discards it with
+// br.Discard(len(body)) once decoded. A larger body is read into *buf, grown as needed. A frame that
+// has arrived whole costs no more than one read system call.
+func readFrameBuffered(br *bufio.Reader, buf *[]byte, max int) (body []byte, inPlace bool, err error) {
+	h, err := br.Peek(4)
+	if err != nil {
+		if len(h) > 0 && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, false, err
+	}
+	n, err := frameLen([4]byte(h), max)
+	if err != nil {
+		return nil, false, err
+	}
+	br.Discard(4)
+	if n <= br.Size() {
+		if body, err = br.Peek(n); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, false, err
+		}
+		return body, true, nil
+	}
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	body = (*buf)[:n]
+	if _, err := io.ReadFull(br, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, false, err
+	}
+	return body, false, nil
 }
 
 func frameLen(hdr [4]byte, max int) (int, error) {
