@@ -247,7 +247,7 @@ func decodeParams(raw cbor.RawMessage, forbidden []string, fields ...field) *Err
 			}
 			continue
 		}
-		if err := f.decode(r); err != nil {
+		if err := f.decode(cbor.RawMessage(r)); err != nil {
 			var e *Error
 			if errors.As(err, &e) {
 				return e

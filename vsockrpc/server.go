@@ -267,7 +267,10 @@ func (s *Server) serveConn(c *serverConn) {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
+	consumed := 0 // bytes of the last request still in c.br: its params alias them until answered
 	for {
+		c.br.Discard(consumed)
+		consumed = 0
 		if !s.setIdle(c) {
 			return
 		}
@@ -288,10 +291,10 @@ func (s *Server) serveConn(c *serverConn) {
 			s.fail(c, rerr)
 			return
 		}
-		req, idKnown, e := decodeRequest(body) // copies what it keeps: body may be in c.br
 		if inPlace {
-			c.br.Discard(len(body))
+			consumed = len(body)
 		}
+		req, idKnown, e := decodeRequest(body)
 		if e != nil {
 			s.debug(c, "vsockrpc: bad request", "err", e, "id_known", idKnown)
 			if !idKnown {
@@ -337,7 +340,7 @@ func (s *Server) setIdle(c *serverConn) bool {
 }
 
 // readFrame reads a frame whose first byte is buffered in c.br. A body that fits c.br's buffer is
-// returned in place (inPlace): the caller discards it from c.br once decoded.
+// returned in place (inPlace): the caller discards it from c.br once the request is answered.
 func (s *Server) readFrame(c *serverConn) (body []byte, inPlace bool, e *Error) {
 	hdr, err := c.br.Peek(4)
 	if err != nil {

@@ -209,7 +209,8 @@ func major(raw []byte) int {
 	return int(raw[0] >> 5)
 }
 
-// request is a decoded request envelope; params is the raw params map, decoded per method.
+// request is a decoded request envelope; params is the raw params map, decoded per method. params
+// aliases the decoded body.
 type request struct {
 	id     uint64
 	method string
@@ -228,7 +229,7 @@ func decodeRequest(body []byte) (req request, idKnown bool, e *Error) {
 	if !ok {
 		return req, false, Errorf(CodeBadRequest, "request has no id")
 	}
-	if err := decodeUint(rawID, &req.id); err != nil {
+	if err := decodeUint(cbor.RawMessage(rawID), &req.id); err != nil {
 		return req, false, Errorf(CodeBadRequest, "id: %v", err)
 	}
 	rawV, ok := m["v"]
@@ -236,7 +237,7 @@ func decodeRequest(body []byte) (req request, idKnown bool, e *Error) {
 		return req, true, Errorf(CodeBadRequest, "request has no v")
 	}
 	var v uint64
-	if err := decodeUint(rawV, &v); err != nil || v != Version {
+	if err := decodeUint(cbor.RawMessage(rawV), &v); err != nil || v != Version {
 		return req, true, Errorf(CodeUnsupportedVersion, "this server speaks version %d", Version)
 	}
 	if k := firstUnknown(m, "v", "id", "method", "params"); k != "" {
@@ -246,25 +247,37 @@ func decodeRequest(body []byte) (req request, idKnown bool, e *Error) {
 	if !ok {
 		return req, true, Errorf(CodeBadRequest, "request has no method")
 	}
-	if err := decodeText(rawMethod, &req.method, 64); err != nil {
+	if err := decodeText(cbor.RawMessage(rawMethod), &req.method, 64); err != nil {
 		return req, true, Errorf(CodeBadRequest, "method: %v", err)
 	}
-	req.params, ok = m["params"]
+	params, ok := m["params"]
 	if !ok {
 		return req, true, Errorf(CodeBadRequest, "request has no params")
 	}
-	if major(req.params) != majorMap {
+	if major(params) != majorMap {
 		return req, true, Errorf(CodeBadRequest, "params: not a map")
 	}
+	req.params = cbor.RawMessage(params)
 	return req, true, nil
 }
 
-// decodeMap decodes one CBOR map with text keys (and nothing after it) into raw values.
-func decodeMap(dm cbor.DecMode, data []byte) (map[string]cbor.RawMessage, error) {
+// rawView is a raw CBOR item like cbor.RawMessage, but aliasing the decoded input instead of
+// copying it: valid only as long as that input is.
+type rawView []byte
+
+// UnmarshalCBOR keeps data itself (the decoder passes a slice of its input).
+func (r *rawView) UnmarshalCBOR(data []byte) error {
+	*r = data[:len(data):len(data)]
+	return nil
+}
+
+// decodeMap decodes one CBOR map with text keys (and nothing after it) into raw values, which
+// alias data.
+func decodeMap(dm cbor.DecMode, data []byte) (map[string]rawView, error) {
 	if major(data) != majorMap {
 		return nil, errShape
 	}
-	var m map[string]cbor.RawMessage
+	var m map[string]rawView
 	if err := dm.Unmarshal(data, &m); err != nil {
 		return nil, err
 	}
@@ -272,7 +285,7 @@ func decodeMap(dm cbor.DecMode, data []byte) (map[string]cbor.RawMessage, error)
 }
 
 // firstUnknown returns the smallest key of m not in known, or "".
-func firstUnknown(m map[string]cbor.RawMessage, known ...string) string {
+func firstUnknown(m map[string]rawView, known ...string) string {
 	var bad []string
 	for k := range m {
 		if !slices.Contains(known, k) {
