@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 )
 
 // Size is the length in bytes of a PCR value (SHA-384).
@@ -62,7 +63,12 @@ func MeasureReader(r io.Reader) ([]byte, error) {
 }
 
 // roleARN matches an IAM role ARN: partition, 12-digit account, role path and name.
-var roleARN = regexp.MustCompile(`^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?:iam::[0-9]{12}:role/[\x21-\x7e]{1,512}$`)
+// The name's bound (maxRoleName) is checked apart: a counted repetition of 512
+// compiles into a program that costs every process milliseconds at start-up.
+var roleARN = regexp.MustCompile(`^arn:aws(-cn|-us-gov|-iso|-iso-b|-iso-e|-iso-f|-eusc)?:iam::[0-9]{12}:role/[\x21-\x7e]+$`)
+
+// maxRoleName bounds the role path and name after "role/".
+const maxRoleName = 512
 
 // ErrRoleARN reports a string that is not an IAM role ARN.
 var ErrRoleARN = errors.New("pcr: not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
@@ -71,7 +77,8 @@ var ErrRoleARN = errors.New("pcr: not an IAM role ARN (arn:aws:iam::<account>:ro
 // SHA-384(0^48 || arn). An instance-profile ARN or any other string is rejected, since
 // the NSM measures the role ARN and a mistyped expectation would never match.
 func RoleARN(arn string) ([]byte, error) {
-	if !roleARN.MatchString(arn) {
+	_, name, _ := strings.Cut(arn, ":role/")
+	if len(name) > maxRoleName || !roleARN.MatchString(arn) {
 		return nil, fmt.Errorf("%w: %q", ErrRoleARN, arn)
 	}
 	return FromZero([]byte(arn)), nil

@@ -153,6 +153,7 @@ func TestValidation(t *testing.T) {
 		"arn:aws:iam::123456789012:role/With Space",
 		" arn:aws:iam::123456789012:role/Webserver",
 		"arn:aws:sts::123456789012:assumed-role/Webserver/i-1234567890abcdef0",
+		"arn:aws:iam::123456789012:role/" + strings.Repeat("r", 513),
 	} {
 		if _, err := RoleARN(arn); !errors.Is(err, ErrRoleARN) {
 			t.Errorf("RoleARN(%q) err = %v, want ErrRoleARN", arn, err)
@@ -162,6 +163,7 @@ func TestValidation(t *testing.T) {
 		"arn:aws:iam::123456789012:role/path/to/Role",
 		"arn:aws-cn:iam::123456789012:role/Webserver",
 		"arn:aws-us-gov:iam::123456789012:role/Webserver",
+		"arn:aws:iam::123456789012:role/" + strings.Repeat("r", 512),
 	} {
 		if _, err := RoleARN(arn); err != nil {
 			t.Errorf("RoleARN(%q): %v", arn, err)
