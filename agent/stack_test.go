@@ -15,6 +15,7 @@ import (
 
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/leaktest"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
@@ -426,15 +427,6 @@ func TestInjectedFaultsAreTyped(t *testing.T) {
 	}
 }
 
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
-
 // TestNoLeakAfter10000Requests sends 10,000 requests over connections that
 // come and go, then checks that goroutines and file descriptors are back to
 // where they started.
@@ -448,7 +440,7 @@ func TestNoLeakAfter10000Requests(t *testing.T) {
 	}
 	warm.Close()
 	time.Sleep(50 * time.Millisecond)
-	g0, fd0 := runtime.NumGoroutine(), openFDs(t)
+	g0, fd0 := runtime.NumGoroutine(), leaktest.FDs(t)
 
 	const workers, total, perConn = 8, 10000, 250
 	errc := make(chan error, workers)
@@ -500,7 +492,7 @@ func TestNoLeakAfter10000Requests(t *testing.T) {
 	// The server notices closed connections asynchronously: wait (bounded).
 	var g, fd int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if g, fd = runtime.NumGoroutine(), openFDs(t); g <= g0 && fd <= fd0 {
+		if g, fd = runtime.NumGoroutine(), leaktest.FDs(t); g <= g0 && fd <= fd0 {
 			return
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/internal/leaktest"
 	"github.com/attestd/attestd/nsm"
 	"github.com/hf/nsm/request"
 )
@@ -71,32 +72,11 @@ func TestSession(t *testing.T) {
 	}
 }
 
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
-
-func waitGoroutines(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, want <= %d\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestNoLeak10000: 10,000 requests of every type (through nsm.Session on the in-process device, some from
 // callers that give up) leave no goroutine and no descriptor behind.
 func TestNoLeak10000(t *testing.T) {
 	n, _ := newTestNSMShared(t)
-	goroutines, fds := runtime.NumGoroutine(), countFDs(t)
+	goroutines, fds := runtime.NumGoroutine(), leaktest.FDs(t)
 	s, err := nsm.Open(nsm.Options{Device: n.Device()})
 	if err != nil {
 		t.Fatal(err)
@@ -137,8 +117,8 @@ func TestNoLeak10000(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitGoroutines(t, goroutines)
-	if after := countFDs(t); after > fds {
+	leaktest.WaitGoroutines(t, goroutines)
+	if after := leaktest.FDs(t); after > fds {
 		t.Fatalf("%d descriptors before, %d after", fds, after)
 	}
 }

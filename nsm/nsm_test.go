@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/internal/leaktest"
 	"github.com/fxamacker/cbor/v2"
 	hfnsm "github.com/hf/nsm"
 	"github.com/hf/nsm/request"
@@ -534,18 +535,9 @@ func TestOpenPath(t *testing.T) {
 	}
 }
 
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
-
 // TestNoFDLeak: opening and closing sessions (and failing to open) leaves no descriptor behind.
 func TestNoFDLeak(t *testing.T) {
-	before := countFDs(t)
+	before := leaktest.FDs(t)
 	for range 200 {
 		s, err := Open(Options{Path: os.DevNull})
 		if err != nil {
@@ -559,7 +551,7 @@ func TestNoFDLeak(t *testing.T) {
 			t.Fatal("opened a missing path")
 		}
 	}
-	if after := countFDs(t); after > before {
+	if after := leaktest.FDs(t); after > before {
 		t.Fatalf("%d descriptors before, %d after", before, after)
 	}
 }
@@ -587,20 +579,6 @@ func (d *blockingDevice) Send(req request.Request) (response.Response, error) {
 }
 
 func (d *blockingDevice) Close() error { d.log("close"); return nil }
-
-// waitGoroutines polls until the goroutine count is back to at most n (other tests' goroutines wind down
-// asynchronously); it never asserts on timing.
-func waitGoroutines(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, want <= %d\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // TestContextCancel: a cancelled caller returns at once, a queued request that was cancelled never reaches the
 // device, the worker finishes the one in flight, and no goroutine survives Close.
@@ -650,7 +628,7 @@ func TestContextCancel(t *testing.T) {
 	if got != "send,sent,send,sent,close" {
 		t.Fatalf("device saw %s", got)
 	}
-	waitGoroutines(t, base)
+	leaktest.WaitGoroutines(t, base)
 }
 
 // TestCloseWaitsForInFlight: the device is closed only after the request in flight returned.
@@ -679,7 +657,7 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 	if got != "send,sent,close" {
 		t.Fatalf("device saw %s", got)
 	}
-	waitGoroutines(t, base)
+	leaktest.WaitGoroutines(t, base)
 }
 
 func TestConcurrentCalls(t *testing.T) {
@@ -705,5 +683,5 @@ func TestConcurrentCalls(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitGoroutines(t, base)
+	leaktest.WaitGoroutines(t, base)
 }

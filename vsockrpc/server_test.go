@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/attestd/attestd/internal/leaktest"
 )
 
 // needFDs fails the test if the process cannot open n more descriptors.
@@ -390,15 +392,6 @@ func TestAcceptBackoff(t *testing.T) {
 	srv.Close()
 }
 
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skip("no /proc/self/fd")
-	}
-	return len(ents)
-}
-
 // TestNoLeak: 10,000 requests over long-lived and short-lived connections, with some bad
 // frames, then Shutdown: goroutines and file descriptors return to where they started.
 func TestNoLeak(t *testing.T) {
@@ -410,7 +403,7 @@ func TestNoLeak(t *testing.T) {
 	// No garbage collection until the end: finalizers would close descriptors nobody closed and
 	// hide the leak.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	baseG, baseFD := runtime.NumGoroutine(), countFDs(t)
+	baseG, baseFD := runtime.NumGoroutine(), leaktest.FDs(t)
 
 	srv := &Server{API: LocalAPI(newFake()), Logger: quietLogger()}
 	dir, err := os.MkdirTemp("", "vsockrpc-leak")
@@ -507,7 +500,7 @@ func TestNoLeak(t *testing.T) {
 	// Goroutines end asynchronously (client readers): poll, with a generous bound.
 	var g, fds int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		g, fds = runtime.NumGoroutine(), countFDs(t)
+		g, fds = runtime.NumGoroutine(), leaktest.FDs(t)
 		if g <= baseG && fds <= baseFD {
 			return
 		}

@@ -5,23 +5,14 @@ package fusee2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/internal/leaktest"
 	"github.com/attestd/attestd/nsm"
 )
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
 
 // TestNoLeakAfter10000Requests drives 10,000 requests through the device in
 // ten sessions (four concurrent callers each) and checks that the client is
@@ -29,7 +20,7 @@ func countFDs(t *testing.T) int {
 func TestNoLeakAfter10000Requests(t *testing.T) {
 	_, path := startDevice(t, "")
 	const sessions, callers, perCaller = 10, 4, 250 // 10 * 4 * 250 = 10,000
-	fdsBefore, goroutinesBefore := countFDs(t), runtime.NumGoroutine()
+	fdsBefore, goroutinesBefore := leaktest.FDs(t), runtime.NumGoroutine()
 
 	ctx := context.Background()
 	for range sessions {
@@ -37,7 +28,7 @@ func TestNoLeakAfter10000Requests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := countFDs(t); n != fdsBefore+1 {
+		if n := leaktest.FDs(t); n != fdsBefore+1 {
 			t.Fatalf("an open session holds %d descriptors more, want 1", n-fdsBefore)
 		}
 		var wg sync.WaitGroup
@@ -73,7 +64,7 @@ func TestNoLeakAfter10000Requests(t *testing.T) {
 		}
 	}
 
-	if n := countFDs(t); n != fdsBefore {
+	if n := leaktest.FDs(t); n != fdsBefore {
 		t.Errorf("%d file descriptors after the sessions closed, %d before", n, fdsBefore)
 	}
 	// Exited goroutines disappear asynchronously; wait for them, boundedly.
