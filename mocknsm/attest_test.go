@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/internal/docproof"
 	"github.com/attestd/attestd/nsm"
 	"github.com/fxamacker/cbor/v2"
 	"github.com/hf/nsm/request"
@@ -27,101 +25,11 @@ import (
 const realDir = "../testdata/nitro/real"
 
 // testDoc is the payload as test code reads it, independently of any project verifier.
-type testDoc struct {
-	ModuleID    string          `cbor:"module_id"`
-	Digest      string          `cbor:"digest"`
-	Timestamp   uint64          `cbor:"timestamp"`
-	PCRs        map[uint][]byte `cbor:"pcrs"`
-	Certificate []byte          `cbor:"certificate"`
-	CABundle    [][]byte        `cbor:"cabundle"`
-	PublicKey   []byte          `cbor:"public_key"`
-	UserData    []byte          `cbor:"user_data"`
-	Nonce       []byte          `cbor:"nonce"`
-}
+type testDoc = docproof.Payload
 
-type testEnvelope struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   []byte
-	Unprotected cbor.RawMessage
-	Payload     []byte
-	Signature   []byte
-}
-
-// verifyIndependently checks a document with crypto/x509 and crypto/ecdsa over a Sig_structure built here by
-// hand: chain leaf -> cabundle[3..1] -> the given root at time at, ES384 r||s signature.
+// verifyIndependently checks a document with the tests' independent checker.
 func verifyIndependently(doc, rootPEM []byte, at time.Time) (*testDoc, error) {
-	var env testEnvelope
-	if err := cbor.Unmarshal(doc, &env); err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(env.Protected, []byte{0xa1, 0x01, 0x38, 0x22}) || !bytes.Equal(env.Unprotected, []byte{0xa0}) ||
-		len(env.Signature) != 96 {
-		return nil, fmt.Errorf("envelope %x %x sig %d bytes", env.Protected, env.Unprotected, len(env.Signature))
-	}
-	var p testDoc
-	if err := cbor.Unmarshal(env.Payload, &p); err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(rootPEM)
-	if block == nil {
-		return nil, errors.New("no root PEM")
-	}
-	root, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	if len(p.CABundle) != 4 || !bytes.Equal(p.CABundle[0], root.Raw) {
-		return nil, errors.New("cabundle[0] is not the root")
-	}
-	roots, inter := x509.NewCertPool(), x509.NewCertPool()
-	roots.AddCert(root)
-	for _, der := range p.CABundle[1:] {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, err
-		}
-		inter.AddCert(c)
-	}
-	leaf, err := x509.ParseCertificate(p.Certificate)
-	if err != nil {
-		return nil, err
-	}
-	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: at,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-	if err != nil {
-		return nil, err
-	}
-	if len(chains) != 1 || len(chains[0]) != 5 {
-		return nil, fmt.Errorf("chains %d, length %d", len(chains), len(chains[0]))
-	}
-	for i, c := range chains[0][1:] {
-		if !bytes.Equal(c.Raw, p.CABundle[3-i]) {
-			return nil, fmt.Errorf("chain[%d] is not cabundle[%d]", i+1, 3-i)
-		}
-	}
-	// Sig_structure = ["Signature1", h'a1013822', h'', payload], encoded by hand.
-	sig := []byte{0x84, 0x6a}
-	sig = append(sig, "Signature1"...)
-	sig = append(sig, 0x44, 0xa1, 0x01, 0x38, 0x22, 0x40)
-	switch n := len(env.Payload); {
-	case n < 256:
-		sig = append(sig, 0x58, byte(n))
-	case n < 65536:
-		sig = append(sig, 0x59, byte(n>>8), byte(n))
-	default:
-		return nil, errors.New("payload too large")
-	}
-	digest := sha512.Sum384(append(sig, env.Payload...))
-	pub, ok := leaf.PublicKey.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P384() {
-		return nil, errors.New("leaf key is not P-384")
-	}
-	r := new(big.Int).SetBytes(env.Signature[:48])
-	s := new(big.Int).SetBytes(env.Signature[48:])
-	if !ecdsa.Verify(pub, digest[:], r, s) {
-		return nil, errors.New("bad signature")
-	}
-	return &p, nil
+	return docproof.Verify(doc, rootPEM, at)
 }
 
 func realDocs(t *testing.T) map[string][]byte {
@@ -143,15 +51,11 @@ func realDocs(t *testing.T) map[string][]byte {
 
 func payloadOf(t testing.TB, doc []byte) (*testDoc, []byte) {
 	t.Helper()
-	var env testEnvelope
-	if err := cbor.Unmarshal(doc, &env); err != nil {
+	env, p, err := docproof.Decode(doc)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var p testDoc
-	if err := cbor.Unmarshal(env.Payload, &p); err != nil {
-		t.Fatal(err)
-	}
-	return &p, env.Payload
+	return p, env.Payload
 }
 
 // TestIndependentVerifierOnRealDocs makes sure the test's own verifier is not vacuous: it accepts genuine AWS

@@ -23,6 +23,7 @@ import (
 	"github.com/attestd/attestd/mocknsm/fusedev"
 	"github.com/attestd/attestd/mocknsm/fusedev/fusetest"
 	"github.com/attestd/attestd/nsm"
+	"github.com/fxamacker/cbor/v2"
 )
 
 func TestMain(m *testing.M) {
@@ -263,6 +264,10 @@ func TestRawIoctlResponseLength(t *testing.T) {
 	// a1 69"GetRandom" a1 66"random" 59 0100 <256 bytes>
 	if msg.respLen != 278 {
 		t.Fatalf("response length %d, want 278 (buffer %d)", msg.respLen, nsm.MaxResponseSize)
+	}
+	strict, err := cbor.DecOptions{DupMapKey: cbor.DupMapKeyEnforcedAPF}.DecMode()
+	if err != nil {
+		t.Fatal(err)
 	}
 	var r map[string]map[string][]byte
 	if err := strict.Unmarshal(resp[:msg.respLen], &r); err != nil || len(r["GetRandom"]["random"]) != 256 {
