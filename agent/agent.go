@@ -45,9 +45,8 @@ type NSM interface {
 
 // Defaults.
 const (
-	DefaultNonceMin       = 1
-	DefaultNonceMax       = vsockrpc.MaxNonceSize
-	DefaultNSMConcurrency = 2
+	DefaultNonceMin = 1
+	DefaultNonceMax = vsockrpc.MaxNonceSize
 	// MaxUserData bounds user_data: what every public verifier accepts.
 	MaxUserData = vsockrpc.MaxUserDataSize
 	// startupTimeout bounds each NSM call made during start-up.
@@ -75,8 +74,6 @@ type Config struct {
 	// UserData is the initial user_data (at most MaxUserData bytes), until an
 	// in-enclave application sets another through the local API.
 	UserData []byte
-	// NSMConcurrency bounds NSM calls in flight (default 2).
-	NSMConcurrency int
 
 	// Version is the agent version reported by describe.
 	Version string
@@ -91,7 +88,7 @@ type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	nsm     NSM
-	sem     chan struct{}
+	slot    chan struct{} // held by the one NSM call in flight
 	seeder  *entropy.Seeder
 	keys    *keys.Set
 	keyInfo []vsockrpc.KeyInfo
@@ -123,7 +120,7 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		nsm:      cfg.NSM,
-		sem:      make(chan struct{}, cfg.NSMConcurrency),
+		slot:     make(chan struct{}, 1),
 		userData: bytes.Clone(cfg.UserData),
 		pcrs:     map[uint16][]byte{},
 	}
@@ -189,12 +186,6 @@ func (c *Config) setDefaults() error {
 	if len(c.UserData) == 0 {
 		c.UserData = nil
 	}
-	if c.NSMConcurrency == 0 {
-		c.NSMConcurrency = DefaultNSMConcurrency
-	}
-	if c.NSMConcurrency < 1 {
-		return fmt.Errorf("agent: NSM concurrency %d < 1", c.NSMConcurrency)
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -222,15 +213,20 @@ func (s nsmSource) GetRandom(ctx context.Context) ([]byte, error) {
 	return out, err
 }
 
-// withNSM runs f while holding one of the NSM slots.
+// withNSM runs f while holding the NSM slot. The driver serialises NSM calls,
+// so the agent makes one at a time and callers queue here, for as long as ctx
+// allows. A call once started is not abandoned: f gets a context that cannot
+// end, the driver bounds the call (2 minutes), and the NSM session runs it on
+// this goroutine instead of handing it to another (a hand-off that wakes an
+// idle CPU costs as much as all the agent's own work on a request).
 func (a *Agent) withNSM(ctx context.Context, f func(context.Context) error) error {
 	select {
-	case a.sem <- struct{}{}:
+	case a.slot <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-a.sem }()
-	return f(ctx)
+	defer func() { <-a.slot }()
+	return f(context.WithoutCancel(ctx))
 }
 
 // Attest implements the parent's attest: the caller chooses only the nonce and

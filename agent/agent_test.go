@@ -91,7 +91,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"negative nonce min": func(c *Config) { c.NonceMin = -1 },
 		"user data too long": func(c *Config) { c.UserData = make([]byte, 513) },
 		"no NSM":             func(c *Config) { c.NSM = nil },
-		"NSM concurrency -1": func(c *Config) { c.NSMConcurrency = -1 },
 	} {
 		cfg := Config{NSM: newFakeNSM(nil), Entropy: entropy.Config{Sink: &recordingSink{}, SysfsRoot: fakeSysfs(t, entropy.NSMHWRNG)},
 			GenerateKeys: cachedKeys, Logger: slog.New(slog.DiscardHandler)}
@@ -279,8 +278,10 @@ func TestNSMErrorsAreTyped(t *testing.T) {
 	}
 }
 
-func TestNSMConcurrencyBounded(t *testing.T) {
-	a, f, _ := newTestAgent(t, func(c *Config) { c.NSMConcurrency = 3 })
+// TestOneNSMCallInFlight: the driver serialises NSM calls, so the agent makes
+// one at a time; the others queue.
+func TestOneNSMCallInFlight(t *testing.T) {
+	a, f, _ := newTestAgent(t, nil)
 	f.block = make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
@@ -290,10 +291,10 @@ func TestNSMConcurrencyBounded(t *testing.T) {
 			errs <- err
 		})
 	}
-	for f.inFlight.Load() < 3 {
+	for f.inFlight.Load() < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(20 * time.Millisecond) // give a fourth caller the chance to slip through, if it could
+	time.Sleep(20 * time.Millisecond) // give a second caller the chance to slip through, if it could
 	close(f.block)
 	wg.Wait()
 	close(errs)
@@ -302,13 +303,47 @@ func TestNSMConcurrencyBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if p := f.peak.Load(); p != 3 {
-		t.Errorf("peak NSM calls in flight = %d, want 3", p)
+	if p := f.peak.Load(); p != 1 {
+		t.Errorf("peak NSM calls in flight = %d, want 1", p)
+	}
+}
+
+// TestStartedNSMCallIsNotAbandoned: the request's context bounds the wait for
+// the NSM, not a call once started; that one gets a context that cannot end
+// and its result is returned.
+func TestStartedNSMCallIsNotAbandoned(t *testing.T) {
+	a, f, _ := newTestAgent(t, nil)
+	f.block = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	type out struct {
+		res *vsockrpc.AttestResult
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		res, err := a.Attest(ctx, vsockrpc.AttestRequest{Nonce: []byte("n"), Key: keys.RSA})
+		done <- out{res, err}
+	}()
+	for f.inFlight.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case o := <-done:
+		t.Fatalf("returned while the NSM call was in flight: %v", o.err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(f.block)
+	if o := <-done; o.err != nil || len(o.res.Document) == 0 {
+		t.Fatalf("started call: %v", o.err)
+	}
+	if f.cancellable.Load() {
+		t.Error("the NSM call got a context that can end")
 	}
 }
 
 func TestWaitingForNSMHonoursContext(t *testing.T) {
-	a, f, _ := newTestAgent(t, func(c *Config) { c.NSMConcurrency = 1 })
+	a, f, _ := newTestAgent(t, nil)
 	f.block = make(chan struct{})
 	defer close(f.block)
 	go a.Attest(context.Background(), vsockrpc.AttestRequest{Nonce: []byte("n"), Key: keys.HPKE})

@@ -49,9 +49,11 @@ type fakeNSM struct {
 	block    chan struct{}
 	inFlight atomic.Int32
 	peak     atomic.Int32
-	closed   atomic.Int32
-	pcrs     map[uint16][]byte
-	locked   map[uint16]bool
+	// cancellable records that an Attestation got a context that can end.
+	cancellable atomic.Bool
+	closed      atomic.Int32
+	pcrs        map[uint16][]byte
+	locked      map[uint16]bool
 }
 
 func newFakeNSM(ev *events) *fakeNSM {
@@ -99,6 +101,9 @@ func (f *fakeNSM) LockPCR(_ context.Context, i uint16) error {
 }
 
 func (f *fakeNSM) Attestation(ctx context.Context, req nsm.AttestationRequest) ([]byte, error) {
+	if ctx.Done() != nil {
+		f.cancellable.Store(true)
+	}
 	n := f.inFlight.Add(1)
 	defer f.inFlight.Add(-1)
 	for {

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// mustUnhex is for device callbacks, which run on the session's worker where t.Fatal must not be called.
+// mustUnhex is for device callbacks, which may run on a goroutine of the session where t.Fatal must not be called.
 func mustUnhex(s string) []byte {
 	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
 	if err != nil {
@@ -684,4 +685,63 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaktest.WaitGoroutines(t, base)
+}
+
+// callerStack reports whether the current goroutine's stack holds fn: whether a device call runs
+// on the goroutine of the test function fn (named with its opening parenthesis, to tell it from
+// its closures).
+func callerStack(fn string) bool {
+	buf := make([]byte, 64<<10)
+	return strings.Contains(string(buf[:runtime.Stack(buf, false)]), fn)
+}
+
+// TestWhereRequestsRun: a context that can never end runs the request on the caller's goroutine;
+// one that can end runs it on another goroutine (so that the caller can leave). Both kinds, mixed
+// and concurrent, still reach the device one at a time.
+func TestWhereRequestsRun(t *testing.T) {
+	var onCaller []bool
+	var inFlight, peak atomic.Int32
+	var mu sync.Mutex
+	s, _ := openFake(t, func([]byte) ([]byte, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		if n > peak.Load() {
+			peak.Store(n)
+		}
+		time.Sleep(100 * time.Microsecond)
+		mu.Lock()
+		onCaller = append(onCaller, callerStack("nsm.TestWhereRequestsRun("))
+		mu.Unlock()
+		return mustUnhex(respRandom), nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := s.GetRandom(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRandom(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(onCaller) != 2 || !onCaller[0] || onCaller[1] {
+		t.Fatalf("on the caller's goroutine: %v, want [true false]", onCaller)
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			c := context.Background()
+			if i%2 == 1 {
+				c = ctx
+			}
+			for range 20 {
+				if _, err := s.GetRandom(c); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if p := peak.Load(); p != 1 {
+		t.Fatalf("%d requests reached the device at once", p)
+	}
 }

@@ -1,7 +1,6 @@
 package vsockrpc
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,9 +8,11 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"golang.org/x/sys/unix"
 )
 
 // ErrClosed is returned by the methods of a Client after Close.
@@ -215,26 +216,27 @@ func (c *Client) callOnce(ctx context.Context, method string, params, out any) (
 	if err != nil {
 		return reused, fmt.Errorf("vsockrpc: %s: %w", method, err)
 	}
-	ch := make(chan reply, 1)
-	if err := cc.register(id, ch); err != nil {
+	ch := make(chan reply, 2) // a reader's turn and the connection's failure may both arrive
+	lead, err := cc.register(id, ch)
+	if err != nil {
 		putFrame(frame)
 		return reused, err
 	}
 	cc.write(ctx, frame.Bytes()) // a failed write breaks cc, which answers ch
 	putFrame(frame)
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			return reused, r.err
-		}
-		if err := respDec.Unmarshal(r.result, out); err != nil {
-			return reused, fmt.Errorf("vsockrpc: %s: malformed result: %w", method, err)
-		}
-		return reused, nil
-	case <-ctx.Done():
-		cc.unregister(id)
-		return reused, ctx.Err()
+	var r reply
+	if lead {
+		r = cc.lead(ctx, id)
+	} else {
+		r = cc.wait(ctx, id, ch)
 	}
+	if r.err != nil {
+		return reused, r.err
+	}
+	if err := respDec.Unmarshal(r.result, out); err != nil {
+		return reused, fmt.Errorf("vsockrpc: %s: malformed result: %w", method, err)
+	}
+	return reused, nil
 }
 
 // conn returns a working connection, redialing if the last one broke.
@@ -244,8 +246,11 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
-	if err := c.cc.broken(); err == nil || c.dial == nil {
+	if c.dial == nil {
 		return c.cc, nil // register reports a broken connection's error
+	}
+	if c.cc.broken() == nil && !c.cc.closedWhileIdle() {
+		return c.cc, nil
 	}
 	nc, err := c.dial(ctx)
 	if err != nil {
@@ -255,13 +260,20 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	return c.cc, nil
 }
 
-// reply is what a call waits for: a raw result or an error.
+// reply is what a call waits for: a raw result, an error, or its turn to read.
 type reply struct {
 	result cbor.RawMessage
 	err    error
+	turn   bool // the caller now reads the connection (see clientConn)
 }
 
-// clientConn is one connection with its reader goroutine.
+// clientConn is one connection. Callers take turns reading it: one waiting call at a time holds
+// the reader's turn, hands the responses it reads for other calls to them, and on getting its own
+// passes the turn to another waiting call. A lone caller thus writes its request and reads its
+// response itself, with no hand-off between goroutines (on an idle machine each hand-off wakes a
+// sleeping CPU, which costs more than the rest of the round trip). The responses still owed to
+// calls that gave up are read by a short-lived goroutine when no call is left to read them, so
+// that a server writing them never blocks on a full socket (or an unbuffered pipe).
 type clientConn struct {
 	nc      net.Conn
 	maxResp int
@@ -269,16 +281,19 @@ type clientConn struct {
 
 	served atomic.Bool // a response has been delivered
 
-	mu       sync.Mutex
-	pending  map[uint64]chan reply
-	err      error // set once when the connection breaks
-	writeErr error // the first write error, reported if the reader learns nothing better
+	mu        sync.Mutex
+	pending   map[uint64]chan reply // calls waiting for their response
+	abandoned map[uint64]struct{}   // calls that gave up before their response was read
+	reading   bool                  // the reader's turn is held (or being handed over)
+	err       error                 // set once when the connection breaks
+	writeErr  error                 // the first write error, reported if the reader learns nothing better
+
+	fr frameReader // used only by the holder of the reader's turn
 }
 
 func newClientConn(nc net.Conn, maxResp int) *clientConn {
-	cc := &clientConn{nc: nc, maxResp: maxResp, pending: map[uint64]chan reply{}}
-	go cc.readLoop()
-	return cc
+	return &clientConn{nc: nc, maxResp: maxResp, pending: map[uint64]chan reply{},
+		abandoned: map[uint64]struct{}{}, fr: frameReader{r: nc, max: maxResp}}
 }
 
 func (cc *clientConn) broken() error {
@@ -287,20 +302,216 @@ func (cc *clientConn) broken() error {
 	return cc.err
 }
 
-func (cc *clientConn) register(id uint64, ch chan reply) error {
+// closedWhileIdle reports whether the server closed the connection while no call was on it
+// (typically at its idle timeout), and if so breaks it. Nobody reads an idle connection, so this
+// looks, without reading, for the end of the stream.
+func (cc *clientConn) closedWhileIdle() bool {
+	cc.mu.Lock()
+	idle := !cc.reading && len(cc.pending) == 0
+	cc.mu.Unlock()
+	if !idle || !peerClosed(cc.nc) {
+		return false
+	}
+	cc.fail(fmt.Errorf("%w: closed by the server", ErrConnectionLost))
+	return true
+}
+
+// peerClosed reports whether the peer has closed nc (or it has failed), peeking without
+// blocking. It reports false for a connection that does not expose its socket.
+func peerClosed(nc net.Conn) bool {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	closed := false
+	rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		closed = err == nil && n == 0 || err != nil && err != unix.EAGAIN && err != unix.EINTR
+	})
+	return closed
+}
+
+// register adds a call; lead reports that it took the reader's turn, nobody else holding it.
+func (cc *clientConn) register(id uint64, ch chan reply) (lead bool, err error) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if cc.err != nil {
-		return cc.err
+		return false, cc.err
 	}
 	cc.pending[id] = ch
-	return nil
+	lead = !cc.reading
+	cc.reading = true
+	return lead, nil
 }
 
-func (cc *clientConn) unregister(id uint64) {
+// passTurn ends a turn: it goes to a waiting call, else to a drainer while responses are owed to
+// calls that gave up, else nobody reads. cc.mu is held.
+func (cc *clientConn) passTurn() {
+	if cc.err != nil {
+		return
+	}
+	for _, ch := range cc.pending {
+		ch <- reply{turn: true}
+		return
+	}
+	if len(cc.abandoned) > 0 {
+		go cc.drain()
+		return
+	}
+	cc.reading = false
+}
+
+// giveUp removes call id, which gave up (its context ended) before its response was read.
+// cc.mu is held.
+func (cc *clientConn) giveUp(id uint64) {
+	if _, ok := cc.pending[id]; ok {
+		delete(cc.pending, id)
+		cc.abandoned[id] = struct{}{}
+	}
+}
+
+// wait waits for the response to call id, taking the reader's turn if it is handed over.
+func (cc *clientConn) wait(ctx context.Context, id uint64, ch chan reply) reply {
+	select {
+	case r := <-ch:
+		if r.turn {
+			return cc.lead(ctx, id)
+		}
+		return r
+	case <-ctx.Done():
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		select {
+		case r := <-ch:
+			if !r.turn { // answered after all; the answer is dropped
+				return reply{err: ctx.Err()}
+			}
+			cc.giveUp(id)
+			cc.passTurn() // handed over as the call gave up: pass it on
+		default:
+			cc.giveUp(id)
+		}
+		return reply{err: ctx.Err()}
+	}
+}
+
+// lead reads responses, holding the reader's turn, until the one for call id arrives, the
+// connection breaks or ctx ends. Responses for other calls go to them.
+func (cc *clientConn) lead(ctx context.Context, id uint64) reply {
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		cc.nc.SetReadDeadline(time.Unix(1, 0))
+		close(interrupted)
+	})
+	// leave ends the turn. A deadline set by ctx's end is undone first (the next reader must not
+	// inherit it), unless a failed write set one to collect the server's last word.
+	leave := func(answered bool) {
+		if !stop() {
+			<-interrupted
+			cc.mu.Lock()
+			keep := cc.writeErr != nil
+			cc.mu.Unlock()
+			if !keep {
+				cc.nc.SetReadDeadline(time.Time{})
+			}
+		}
+		cc.mu.Lock()
+		if answered {
+			delete(cc.pending, id)
+		} else {
+			cc.giveUp(id)
+		}
+		cc.passTurn()
+		cc.mu.Unlock()
+	}
+	for {
+		rid, r, err := cc.readOne()
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil && isTimeout(err) {
+				leave(false) // what was read of a frame stays in cc.fr for the next reader
+				return reply{err: cerr}
+			}
+			err = cc.fail(err)
+			leave(true)
+			return reply{err: err}
+		}
+		if rid == id {
+			leave(true)
+			return r
+		}
+		cc.deliver(rid, r)
+	}
+}
+
+// drain holds the reader's turn while responses are owed to calls that gave up, delivering any
+// other response it reads, then passes the turn on.
+func (cc *clientConn) drain() {
+	for {
+		cc.mu.Lock()
+		if cc.err != nil || len(cc.abandoned) == 0 {
+			cc.passTurn()
+			cc.mu.Unlock()
+			return
+		}
+		cc.mu.Unlock()
+		rid, r, err := cc.readOne()
+		if err != nil {
+			cc.fail(err)
+			return
+		}
+		cc.deliver(rid, r)
+	}
+}
+
+// readOne reads the next response; err is a broken connection's error (not yet passed to fail),
+// or the read deadline's timeout.
+func (cc *clientConn) readOne() (id uint64, r reply, err error) {
+	if err := cc.broken(); err != nil {
+		return 0, reply{}, err
+	}
+	body, err := cc.fr.next()
+	if err != nil {
+		if isTimeout(err) {
+			return 0, reply{}, err
+		}
+		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) {
+			return 0, reply{}, fmt.Errorf("vsockrpc: bad response frame: %w", err)
+		}
+		return 0, reply{}, fmt.Errorf("%w: %w", ErrConnectionLost, err)
+	}
+	rid, result, perr, err := decodeResponse(body)
+	if err != nil {
+		return 0, reply{}, fmt.Errorf("vsockrpc: malformed response: %w", err)
+	}
+	if rid == nil { // the server gave up on the connection (busy, bad frame, ...)
+		return 0, reply{}, perr
+	}
+	cc.served.Store(true)
+	if perr != nil {
+		return *rid, reply{err: perr}, nil
+	}
+	return *rid, reply{result: result}, nil
+}
+
+// deliver hands the response for call id to it, or drops it if that call gave up.
+func (cc *clientConn) deliver(id uint64, r reply) {
 	cc.mu.Lock()
-	delete(cc.pending, id)
-	cc.mu.Unlock()
+	defer cc.mu.Unlock()
+	delete(cc.abandoned, id)
+	if ch, ok := cc.pending[id]; ok {
+		delete(cc.pending, id)
+		ch <- r
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // write sends one frame. The context's deadline bounds it and cancelling the context interrupts
@@ -341,15 +552,16 @@ func (cc *clientConn) write(ctx context.Context, frame []byte) {
 	cc.nc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
 }
 
-// fail breaks the connection with err (the first error wins) and answers every pending call.
-func (cc *clientConn) fail(err error) {
+// fail breaks the connection with err (the first error wins), answers every pending call and
+// returns the error the connection broke with.
+func (cc *clientConn) fail(err error) error {
 	cc.mu.Lock()
 	if cc.err != nil {
+		err = cc.err
 		cc.mu.Unlock()
-		return
+		return err
 	}
-	var ne net.Error
-	if cc.writeErr != nil && (errors.As(err, &ne) && ne.Timeout() || !errors.As(err, new(*Error))) {
+	if cc.writeErr != nil && (isTimeout(err) || !errors.As(err, new(*Error))) {
 		err = cc.writeErr
 	}
 	cc.err = err
@@ -360,50 +572,7 @@ func (cc *clientConn) fail(err error) {
 	for _, ch := range pending {
 		ch <- reply{err: err}
 	}
-}
-
-// clientReadBuffer is the read buffer of a client connection: an attest response (a ~4.7 KB
-// document and a public key) arrives with one read system call and is decoded in place.
-const clientReadBuffer = 8 << 10
-
-func (cc *clientConn) readLoop() {
-	br := bufio.NewReaderSize(cc.nc, clientReadBuffer)
-	var buf []byte // reused: decodeResponse copies what it keeps
-	for {
-		body, inPlace, err := readFrameBuffered(br, &buf, cc.maxResp)
-		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) {
-			cc.fail(fmt.Errorf("vsockrpc: bad response frame: %w", err))
-			return
-		}
-		if err != nil {
-			cc.fail(fmt.Errorf("%w: %w", ErrConnectionLost, err))
-			return
-		}
-		id, result, perr, err := decodeResponse(body)
-		if inPlace {
-			br.Discard(len(body))
-		}
-		if err != nil {
-			cc.fail(fmt.Errorf("vsockrpc: malformed response: %w", err))
-			return
-		}
-		if id == nil { // the server gave up on the connection (busy, bad frame, ...)
-			cc.fail(perr)
-			return
-		}
-		cc.mu.Lock()
-		ch, ok := cc.pending[*id]
-		delete(cc.pending, *id)
-		cc.mu.Unlock()
-		cc.served.Store(true)
-		if ok { // else the call was cancelled
-			if perr != nil {
-				ch <- reply{err: perr}
-			} else {
-				ch <- reply{result: result}
-			}
-		}
-	}
+	return err
 }
 
 // wireResponse is a response envelope as the client decodes it: raw fields, present when non-nil.

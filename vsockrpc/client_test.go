@@ -117,7 +117,7 @@ func TestClientRedial(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := c.cc
-	for first.broken() == nil { // the server's idle timeout closes it
+	for !peerClosed(first.nc) { // the server's idle timeout closes it
 		if ctx.Err() != nil {
 			t.Fatal("idle connection never closed")
 		}

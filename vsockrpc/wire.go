@@ -1,7 +1,6 @@
 package vsockrpc
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -57,43 +56,65 @@ func readFrameInto(r io.Reader, hdr *[4]byte, buf *[]byte, max int) ([]byte, err
 	return body, nil
 }
 
-// readFrameBuffered is ReadFrame from a buffered reader. A body that fits br's buffer is returned
-// in place (inPlace): it stays valid until the next read from br, and the caller discards it with
-// br.Discard(len(body)) once decoded. A larger body is read into *buf, grown as needed. A frame that
-// has arrived whole costs no more than one read system call.
-func readFrameBuffered(br *bufio.Reader, buf *[]byte, max int) (body []byte, inPlace bool, err error) {
-	h, err := br.Peek(4)
+// frameReader reads frames from a stream into its own buffer, one at a time. It can be resumed: an
+// error (such as a read deadline) leaves the bytes read so far in the buffer, and the next call goes
+// on from them.
+type frameReader struct {
+	r   io.Reader
+	max int    // bound on a frame's body
+	buf []byte // buf[off:end] is read and not yet returned
+	off int
+	end int
+}
+
+// frameReadBuffer is a frameReader's first buffer: an attest response (a ~4.7 KB document and a
+// public key) arrives with one read system call and is decoded in place.
+const frameReadBuffer = 8 << 10
+
+// next returns the next frame's body, valid until the following call. Like ReadFrame, it checks the
+// length against max before reading the body; a clean end of stream before the first byte is io.EOF.
+func (f *frameReader) next() ([]byte, error) {
+	if f.off == f.end { // all returned: start again at the front
+		f.off, f.end = 0, 0
+	}
+	if err := f.fill(4); err != nil {
+		return nil, err
+	}
+	n, err := frameLen([4]byte(f.buf[f.off:f.off+4]), f.max)
 	if err != nil {
-		if len(h) > 0 && errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+		return nil, err
+	}
+	if err := f.fill(4 + n); err != nil {
+		return nil, err
+	}
+	body := f.buf[f.off+4 : f.off+4+n]
+	f.off += 4 + n
+	return body, nil
+}
+
+// fill reads until at least n unreturned bytes are buffered, growing the buffer as needed.
+func (f *frameReader) fill(n int) error {
+	for f.end-f.off < n {
+		if len(f.buf)-f.off < n { // make room: move what is left to the front, then grow
+			if len(f.buf) < n {
+				nb := make([]byte, max(n, min(max(frameReadBuffer, 2*len(f.buf)), 4+f.max)))
+				f.end = copy(nb, f.buf[f.off:f.end])
+				f.buf = nb
+			} else {
+				f.end = copy(f.buf, f.buf[f.off:f.end])
+			}
+			f.off = 0
 		}
-		return nil, false, err
-	}
-	n, err := frameLen([4]byte(h), max)
-	if err != nil {
-		return nil, false, err
-	}
-	br.Discard(4)
-	if n <= br.Size() {
-		if body, err = br.Peek(n); err != nil {
-			if errors.Is(err, io.EOF) {
+		m, err := f.r.Read(f.buf[f.end:])
+		f.end += m
+		if err != nil && f.end-f.off < n {
+			if errors.Is(err, io.EOF) && f.end > f.off {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, false, err
+			return err
 		}
-		return body, true, nil
 	}
-	if cap(*buf) < n {
-		*buf = make([]byte, n)
-	}
-	body = (*buf)[:n]
-	if _, err := io.ReadFull(br, body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, false, err
-	}
-	return body, false, nil
+	return nil
 }
 
 func frameLen(hdr [4]byte, max int) (int, error) {

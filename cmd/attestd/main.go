@@ -53,21 +53,20 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	nsmPath        string
-	listen         string
-	local          string
-	logFormat      string
-	logLevel       string
-	nonceMin       int
-	nonceMax       int
-	allowNoNonce   bool
-	userData       []byte
-	hpkeKEM        string
-	skipHWRNG      bool
-	reseed         time.Duration
-	maxConns       int
-	nsmConcurrency int
-	drainTimeout   time.Duration
+	nsmPath      string
+	listen       string
+	local        string
+	logFormat    string
+	logLevel     string
+	nonceMin     int
+	nonceMax     int
+	allowNoNonce bool
+	userData     []byte
+	hpkeKEM      string
+	skipHWRNG    bool
+	reseed       time.Duration
+	maxConns     int
+	drainTimeout time.Duration
 }
 
 var errHelp = errors.New("help requested")
@@ -96,7 +95,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	fs.BoolVar(&o.skipHWRNG, "insecure-skip-hwrng-check", false, "start even if the active hwrng is not nsm-hwrng (development only; logged as a warning)")
 	fs.DurationVar(&o.reseed, "reseed-interval", entropy.DefaultReseedInterval, "how often to reseed the kernel pool from the NSM")
 	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
-	fs.IntVar(&o.nsmConcurrency, "nsm-concurrency", agent.DefaultNSMConcurrency, "maximum NSM calls in flight")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -139,8 +137,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	if o.reseed < time.Second {
 		return nil, false, usageError{fmt.Errorf("--reseed-interval %v: at least 1s", o.reseed)}
 	}
-	if o.maxConns < 1 || o.nsmConcurrency < 1 || o.drainTimeout <= 0 {
-		return nil, false, usageError{errors.New("--max-conns, --nsm-concurrency and --drain-timeout must be positive")}
+	if o.maxConns < 1 || o.drainTimeout <= 0 {
+		return nil, false, usageError{errors.New("--max-conns and --drain-timeout must be positive")}
 	}
 	if _, err := vsockrpc.ParseAddr(o.listen); err != nil {
 		return nil, false, usageError{fmt.Errorf("--listen: %v", err)}
@@ -236,17 +234,16 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 
 	// 2. Entropy and 3. keys (agent.New, in that order).
 	a, err := agent.New(ctx, agent.Config{
-		NSM:            session,
-		Entropy:        ecfg,
-		Keys:           keys.Config{HPKEKEM: o.hpkeKEM},
-		NonceMin:       o.nonceMin,
-		NonceMax:       o.nonceMax,
-		AllowNoNonce:   o.allowNoNonce,
-		UserData:       o.userData,
-		NSMConcurrency: o.nsmConcurrency,
-		Version:        version,
-		Mock:           mock,
-		Logger:         log,
+		NSM:          session,
+		Entropy:      ecfg,
+		Keys:         keys.Config{HPKEKEM: o.hpkeKEM},
+		NonceMin:     o.nonceMin,
+		NonceMax:     o.nonceMax,
+		AllowNoNonce: o.allowNoNonce,
+		UserData:     o.userData,
+		Version:      version,
+		Mock:         mock,
+		Logger:       log,
 	})
 	if err != nil {
 		return err
