@@ -81,28 +81,8 @@ type payload struct {
 	Nonce       []byte          `cbor:"nonce"`
 }
 
-// coseSign1 is the untagged COSE_Sign1 array.
-type coseSign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   []byte
-	Unprotected cbor.RawMessage
-	Payload     []byte
-	Signature   []byte
-}
-
-// sigStructure is COSE's Sig_structure for Signature1 (RFC 8152 §4.4).
-type sigStructure struct {
-	_           struct{} `cbor:",toarray"`
-	Context     string
-	Protected   []byte
-	ExternalAAD []byte
-	Payload     []byte
-}
-
-var (
-	protectedES384 = []byte{0xa1, 0x01, 0x38, 0x22} // {1: -35}
-	emptyMap       = cbor.RawMessage{0xa0}
-)
+// protectedES384 is the COSE protected header of every document: {1: -35}, ES384.
+var protectedES384 = []byte{0xa1, 0x01, 0x38, 0x22}
 
 // pcrEncMode sorts map keys, so the pcrs map comes out in ascending index order like the NSM's BTreeMap.
 var pcrEncMode = func() cbor.EncMode {
@@ -118,18 +98,55 @@ func (n *NSM) attest(r decoded) []byte {
 	if err != nil {
 		return encodeError(nsm.InternalError)
 	}
-	digest := sha512.Sum384(encode(sigStructure{
-		Context: "Signature1", Protected: protectedES384, ExternalAAD: []byte{}, Payload: p,
-	}))
+	digest := sigStructureDigest(p)
 	rr, ss, err := ecdsa.Sign(rand.Reader, key, digest[:])
 	if err != nil {
 		return encodeError(nsm.InternalError)
 	}
-	sig := make([]byte, 96)
+	var sig [96]byte
 	rr.FillBytes(sig[:48])
 	ss.FillBytes(sig[48:])
-	doc := encode(coseSign1{Protected: protectedES384, Unprotected: emptyMap, Payload: p, Signature: sig})
-	return encode(attestationResp{documentBody{Document: doc}})
+	return attestationResponse(p, sig[:])
+}
+
+// sigStructureDigest is the SHA-384 of COSE's Sig_structure for Signature1 (RFC 8152 §4.4),
+// ["Signature1", protected, h”, payload], hashed as it is written rather than built: it would be
+// a copy of the payload.
+func sigStructureDigest(payload []byte) [48]byte {
+	h := sha512.New384()
+	var head []byte
+	head = appendHead(head, majorArray, 4)
+	head = appendHead(head, majorText, uint64(len("Signature1")))
+	head = append(head, "Signature1"...)
+	head = appendHead(head, majorBytes, uint64(len(protectedES384)))
+	head = append(head, protectedES384...)
+	head = appendHead(head, majorBytes, 0) // external_aad
+	head = appendHead(head, majorBytes, uint64(len(payload)))
+	h.Write(head)
+	h.Write(payload)
+	var d [48]byte
+	h.Sum(d[:0])
+	return d
+}
+
+// attestationResponse is the NSM's answer {"Attestation": {"document": COSE_Sign1}} with the
+// untagged COSE_Sign1 [protected, {}, payload, signature], written into one buffer of the exact
+// size.
+func attestationResponse(payload, sig []byte) []byte {
+	docLen := 1 + headSize(uint64(len(protectedES384))) + len(protectedES384) + 1 +
+		headSize(uint64(len(payload))) + len(payload) + headSize(uint64(len(sig))) + len(sig)
+	const prefix = "\xa1\x6bAttestation\xa1\x68document"
+	b := make([]byte, 0, len(prefix)+headSize(uint64(docLen))+docLen)
+	b = append(b, prefix...)
+	b = appendHead(b, majorBytes, uint64(docLen))
+	b = appendHead(b, majorArray, 4)
+	b = appendHead(b, majorBytes, uint64(len(protectedES384)))
+	b = append(b, protectedES384...)
+	b = appendHead(b, majorMap, 0) // unprotected
+	b = appendHead(b, majorBytes, uint64(len(payload)))
+	b = append(b, payload...)
+	b = appendHead(b, majorBytes, uint64(len(sig)))
+	return append(b, sig...)
 }
 
 // payload encodes the document payload for r at now and returns it with the key that must sign it.

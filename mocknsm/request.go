@@ -41,6 +41,7 @@ const (
 	majorUint  = 0
 	majorBytes = 2
 	majorText  = 3
+	majorArray = 4
 	majorMap   = 5
 	cborNull   = 0xf6
 )

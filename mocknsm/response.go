@@ -1,6 +1,8 @@
 package mocknsm
 
 import (
+	"encoding/binary"
+
 	"github.com/attestd/attestd/nsm"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -41,14 +43,6 @@ type describeNSMResp struct {
 	V describeNSMBody `cbor:"DescribeNSM"`
 }
 
-type documentBody struct {
-	Document []byte `cbor:"document"`
-}
-
-type attestationResp struct {
-	V documentBody `cbor:"Attestation"`
-}
-
 type randomBody struct {
 	Random []byte `cbor:"random"`
 }
@@ -77,3 +71,34 @@ var (
 )
 
 func encodeError(code nsm.ErrorCode) []byte { return encode(errorResp{Code: code}) }
+
+// appendHead appends the shortest CBOR head of major type major carrying n.
+func appendHead(b []byte, major byte, n uint64) []byte {
+	major <<= 5
+	switch {
+	case n < 24:
+		return append(b, major|byte(n))
+	case n <= 0xff:
+		return append(b, major|24, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
+	case n <= 0xffffffff:
+		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, major|27), n)
+}
+
+// headSize is the length of the head appendHead writes for n.
+func headSize(n uint64) int {
+	switch {
+	case n < 24:
+		return 1
+	case n <= 0xff:
+		return 2
+	case n <= 0xffff:
+		return 3
+	case n <= 0xffffffff:
+		return 5
+	}
+	return 9
+}

@@ -24,7 +24,6 @@
 package nsm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,7 +32,6 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/fxamacker/cbor/v2"
 	hfnsm "github.com/hf/nsm"
 	"github.com/hf/nsm/request"
 	"github.com/hf/nsm/response"
@@ -192,17 +190,62 @@ func (s *Session) send(ctx context.Context, op string, req request.Request) (res
 	return res, nil
 }
 
-// checkSize encodes req exactly as hf/nsm does and rejects it when the driver would.
+// checkSize rejects a request the driver would refuse for its size.
 func checkSize(op string, req request.Request) error {
-	var buf bytes.Buffer
-	buf.Grow(64)
-	if err := cbor.NewEncoder(&buf).Encode(req.Encoded()); err != nil {
-		return err
-	}
-	if buf.Len() > MaxRequestSize {
-		return fmt.Errorf("%w: %s request is %d bytes", ErrRequestTooLarge, op, buf.Len())
+	if n := encodedSize(req); n > MaxRequestSize {
+		return fmt.Errorf("%w: %s request is %d bytes", ErrRequestTooLarge, op, n)
 	}
 	return nil
+}
+
+// encodedSize is the size of req as hf/nsm encodes it (the CBOR of req.Encoded()), worked out from the
+// lengths of its fields rather than by encoding it a second time. A unit variant is a text string; any other
+// is a one-entry map from its name to the map of its fields; a nil byte string is null.
+func encodedSize(req request.Request) int {
+	const mapHead = 1 // maps here have at most 3 entries
+	variant := func(name string, fields int) int { return mapHead + textSize(name) + mapHead + fields }
+	switch r := req.(type) {
+	case *request.Attestation:
+		return variant("Attestation", textSize("user_data")+bytesSize(r.UserData)+
+			textSize("nonce")+bytesSize(r.Nonce)+textSize("public_key")+bytesSize(r.PublicKey))
+	case *request.ExtendPCR:
+		return variant("ExtendPCR", textSize("index")+headSize(uint64(r.Index))+textSize("data")+bytesSize(r.Data))
+	case *request.DescribePCR:
+		return variant("DescribePCR", textSize("index")+headSize(uint64(r.Index)))
+	case *request.LockPCR:
+		return variant("LockPCR", textSize("index")+headSize(uint64(r.Index)))
+	case *request.LockPCRs:
+		return variant("LockPCRs", textSize("range")+headSize(uint64(r.Range)))
+	case *request.DescribeNSM:
+		return textSize("DescribeNSM")
+	case *request.GetRandom:
+		return textSize("GetRandom")
+	}
+	panic(fmt.Sprintf("nsm: no size for request %T", req))
+}
+
+// headSize is the size of a CBOR head carrying n (an unsigned integer, or a length).
+func headSize(n uint64) int {
+	switch {
+	case n < 24:
+		return 1
+	case n <= 0xff:
+		return 2
+	case n <= 0xffff:
+		return 3
+	case n <= 0xffffffff:
+		return 5
+	}
+	return 9
+}
+
+func textSize(s string) int { return headSize(uint64(len(s))) + len(s) }
+
+func bytesSize(b []byte) int {
+	if b == nil {
+		return 1 // null
+	}
+	return headSize(uint64(len(b))) + len(b)
 }
 
 // checkVariant turns Error(code) into *Error and rejects any response that is not exactly the variant op expects.

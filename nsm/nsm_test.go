@@ -745,3 +745,36 @@ func TestWhereRequestsRun(t *testing.T) {
 		t.Fatalf("%d requests reached the device at once", p)
 	}
 }
+
+// TestEncodedSize: the size worked out from the field lengths is the size of hf/nsm's encoding, for every
+// request kind and across every CBOR length boundary (nil is null, empty is a zero-length string).
+func TestEncodedSize(t *testing.T) {
+	var lengths []int
+	for _, n := range []int{0, 23, 24, 255, 256, 4095, 4096, 65535, 65536} {
+		lengths = append(lengths, max(n-1, 0), n, n+1)
+	}
+	blob := func(n int) [][]byte { return [][]byte{nil, make([]byte, n)} }
+	var reqs []request.Request
+	for _, n := range lengths {
+		for _, b := range blob(n) {
+			reqs = append(reqs,
+				&request.Attestation{UserData: b},
+				&request.Attestation{Nonce: b, PublicKey: make([]byte, 300)},
+				&request.Attestation{UserData: b, Nonce: b, PublicKey: b},
+				&request.ExtendPCR{Index: uint16(min(n, 0xffff)), Data: b},
+			)
+		}
+		idx := uint16(min(n, 0xffff))
+		reqs = append(reqs, &request.DescribePCR{Index: idx}, &request.LockPCR{Index: idx}, &request.LockPCRs{Range: idx})
+	}
+	reqs = append(reqs, &request.DescribeNSM{}, &request.GetRandom{})
+	for _, r := range reqs {
+		b, err := cbor.Marshal(r.Encoded())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := encodedSize(r); got != len(b) {
+			t.Fatalf("%T%+v: worked out %d bytes, encoded %d", r, r, got, len(b))
+		}
+	}
+}

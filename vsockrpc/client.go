@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -224,19 +223,25 @@ func (c *Client) callOnce(ctx context.Context, method string, params, out any) (
 	}
 	cc.write(ctx, frame.Bytes()) // a failed write breaks cc, which answers ch
 	putFrame(frame)
-	var r reply
+	t := target{method: method, out: out}
 	if lead {
-		r = cc.lead(ctx, id)
-	} else {
-		r = cc.wait(ctx, id, ch)
+		return reused, cc.lead(ctx, id, t)
 	}
-	if r.err != nil {
-		return reused, r.err
+	return reused, cc.wait(ctx, id, ch, t)
+}
+
+// target is where a call's result goes.
+type target struct {
+	method string
+	out    any
+}
+
+// decode decodes a result into t.out.
+func (t target) decode(result []byte) error {
+	if err := respDec.Unmarshal(result, t.out); err != nil {
+		return fmt.Errorf("vsockrpc: %s: malformed result: %w", t.method, err)
 	}
-	if err := respDec.Unmarshal(r.result, out); err != nil {
-		return reused, fmt.Errorf("vsockrpc: %s: malformed result: %w", method, err)
-	}
-	return reused, nil
+	return nil
 }
 
 // conn returns a working connection, redialing if the last one broke.
@@ -262,7 +267,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 
 // reply is what a call waits for: a raw result, an error, or its turn to read.
 type reply struct {
-	result cbor.RawMessage
+	result []byte
 	err    error
 	turn   bool // the caller now reads the connection (see clientConn)
 }
@@ -375,39 +380,40 @@ func (cc *clientConn) giveUp(id uint64) {
 	}
 }
 
-// wait waits for the response to call id, taking the reader's turn if it is handed over.
-func (cc *clientConn) wait(ctx context.Context, id uint64, ch chan reply) reply {
+// wait waits for the response to call id and decodes it into t, taking the reader's turn if it
+// is handed over.
+func (cc *clientConn) wait(ctx context.Context, id uint64, ch chan reply, t target) error {
 	select {
 	case r := <-ch:
-		if r.turn {
-			return cc.lead(ctx, id)
+		switch {
+		case r.turn:
+			return cc.lead(ctx, id, t)
+		case r.err != nil:
+			return r.err
 		}
-		return r
+		return t.decode(r.result)
 	case <-ctx.Done():
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
 		select {
 		case r := <-ch:
 			if !r.turn { // answered after all; the answer is dropped
-				return reply{err: ctx.Err()}
+				return ctx.Err()
 			}
 			cc.giveUp(id)
 			cc.passTurn() // handed over as the call gave up: pass it on
 		default:
 			cc.giveUp(id)
 		}
-		return reply{err: ctx.Err()}
+		return ctx.Err()
 	}
 }
 
-// lead reads responses, holding the reader's turn, until the one for call id arrives, the
-// connection breaks or ctx ends. Responses for other calls go to them.
-func (cc *clientConn) lead(ctx context.Context, id uint64) reply {
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		cc.nc.SetReadDeadline(time.Unix(1, 0))
-		close(interrupted)
-	})
+// lead reads responses, holding the reader's turn, until the one for call id arrives (it is
+// decoded into t straight from the read buffer), the connection breaks or ctx ends. Responses for
+// other calls go to them.
+func (cc *clientConn) lead(ctx context.Context, id uint64, t target) error {
+	stop, interrupted := interrupt(ctx, cc.nc.SetReadDeadline)
 	// leave ends the turn. A deadline set by ctx's end is undone first (the next reader must not
 	// inherit it), unless a failed write set one to collect the server's last word.
 	leave := func(answered bool) {
@@ -434,15 +440,18 @@ func (cc *clientConn) lead(ctx context.Context, id uint64) reply {
 		if err != nil {
 			if cerr := ctx.Err(); cerr != nil && isTimeout(err) {
 				leave(false) // what was read of a frame stays in cc.fr for the next reader
-				return reply{err: cerr}
+				return cerr
 			}
 			err = cc.fail(err)
 			leave(true)
-			return reply{err: err}
+			return err
 		}
 		if rid == id {
+			if r.err == nil {
+				r.err = t.decode(r.result) // before the turn passes: r.result is in cc.fr's buffer
+			}
 			leave(true)
-			return r
+			return r.err
 		}
 		cc.deliver(rid, r)
 	}
@@ -469,7 +478,7 @@ func (cc *clientConn) drain() {
 }
 
 // readOne reads the next response; err is a broken connection's error (not yet passed to fail),
-// or the read deadline's timeout.
+// or the read deadline's timeout. The result is valid until the next read.
 func (cc *clientConn) readOne() (id uint64, r reply, err error) {
 	if err := cc.broken(); err != nil {
 		return 0, reply{}, err
@@ -505,8 +514,25 @@ func (cc *clientConn) deliver(id uint64, r reply) {
 	delete(cc.abandoned, id)
 	if ch, ok := cc.pending[id]; ok {
 		delete(cc.pending, id)
+		r.result = bytes.Clone(r.result) // the read buffer is reused by the next read
 		ch <- r
 	}
+}
+
+// interrupt arranges for ctx's end to interrupt blocked I/O by moving its deadline (set) into the
+// past. stop undoes that, reporting false if it has already happened, in which case the caller
+// waits for interrupted to be closed before touching the deadline again. A context that can never
+// end costs nothing.
+func interrupt(ctx context.Context, set func(time.Time) error) (stop func() bool, interrupted chan struct{}) {
+	if ctx.Done() == nil {
+		return func() bool { return true }, nil
+	}
+	interrupted = make(chan struct{})
+	stop = context.AfterFunc(ctx, func() {
+		set(time.Unix(1, 0))
+		close(interrupted)
+	})
+	return stop, interrupted
 }
 
 func isTimeout(err error) bool {
@@ -529,11 +555,7 @@ func (cc *clientConn) write(ctx context.Context, frame []byte) {
 	}
 	deadline, _ := ctx.Deadline()
 	cc.nc.SetWriteDeadline(deadline)
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		cc.nc.SetWriteDeadline(time.Unix(1, 0))
-		close(interrupted)
-	})
+	stop, interrupted := interrupt(ctx, cc.nc.SetWriteDeadline)
 	_, err := cc.nc.Write(frame)
 	if !stop() {
 		<-interrupted // let it finish, or its deadline could hit the next write
@@ -575,17 +597,18 @@ func (cc *clientConn) fail(err error) error {
 	return err
 }
 
-// wireResponse is a response envelope as the client decodes it: raw fields, present when non-nil.
+// wireResponse is a response envelope as the client decodes it: raw fields aliasing the body,
+// present when non-nil.
 type wireResponse struct {
-	V      cbor.RawMessage `cbor:"v"`
-	ID     cbor.RawMessage `cbor:"id"`
-	Result cbor.RawMessage `cbor:"result"`
-	Error  cbor.RawMessage `cbor:"error"`
+	V      rawView `cbor:"v"`
+	ID     rawView `cbor:"id"`
+	Result rawView `cbor:"result"`
+	Error  rawView `cbor:"error"`
 }
 
-// decodeResponse decodes a response body: the id (nil when null) and either the raw result or the
-// protocol error. err reports a malformed response.
-func decodeResponse(body []byte) (id *uint64, result cbor.RawMessage, perr *Error, err error) {
+// decodeResponse decodes a response body: the id (nil when null) and either the raw result (a
+// slice of body) or the protocol error. err reports a malformed response.
+func decodeResponse(body []byte) (id *uint64, result []byte, perr *Error, err error) {
 	if major(body) != majorMap {
 		return nil, nil, nil, errShape
 	}

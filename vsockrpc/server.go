@@ -3,6 +3,7 @@ package vsockrpc
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,22 @@ type serverConn struct {
 	br   *bufio.Reader
 	mu   sync.Mutex
 	idle bool // waiting for the first byte of a frame: Shutdown may close it
+
+	readBy, writeBy time.Time // the deadlines armed on nc (see arm)
+}
+
+// arm makes the deadline *at (applied to the connection by set) end d from now, give or take a
+// second (half of d if that is shorter): a deadline already ending in that window is left as it
+// is. Moving a deadline costs a timer update that can wake the runtime's network poller on
+// another CPU; this way a busy connection moves each deadline about once a second, not once per
+// request.
+func arm(at *time.Time, set func(time.Time) error, d time.Duration) {
+	now := time.Now()
+	want := now.Add(d)
+	if at.After(want) || !at.After(want.Add(-min(d/2, time.Second))) {
+		*at = want
+		set(want)
+	}
 }
 
 // serverReadBuffer is a connection's read buffer: a typical request (an attest with a nonce of up
@@ -284,7 +301,9 @@ func (s *Server) serveConn(c *serverConn) {
 			s.debug(c, "vsockrpc: connection done", "err", err)
 			return
 		}
-		c.nc.SetReadDeadline(time.Now().Add(s.lim.ReadTimeout))
+		if !frameBuffered(c.br) {
+			arm(&c.readBy, c.nc.SetReadDeadline, s.lim.ReadTimeout)
+		}
 		body, inPlace, rerr := s.readFrame(c)
 		if rerr != nil {
 			s.debug(c, "vsockrpc: bad frame", "err", rerr)
@@ -335,8 +354,17 @@ func (s *Server) setIdle(c *serverConn) bool {
 		return false
 	}
 	c.idle = true
-	c.nc.SetReadDeadline(time.Now().Add(s.lim.IdleTimeout))
+	arm(&c.readBy, c.nc.SetReadDeadline, s.lim.IdleTimeout)
 	return true
+}
+
+// frameBuffered reports whether a whole frame is already in br: reading it cannot block.
+func frameBuffered(br *bufio.Reader) bool {
+	hdr, err := br.Peek(min(4, br.Buffered()))
+	if err != nil || len(hdr) < 4 {
+		return false
+	}
+	return uint64(br.Buffered()-4) >= uint64(binary.BigEndian.Uint32(hdr))
 }
 
 // readFrame reads a frame whose first byte is buffered in c.br. A body that fits c.br's buffer is
@@ -454,7 +482,7 @@ func (s *Server) respond(c *serverConn, id *uint64, name string, res any, err er
 		return false
 	}
 	defer putFrame(buf)
-	c.nc.SetWriteDeadline(time.Now().Add(s.lim.WriteTimeout))
+	arm(&c.writeBy, c.nc.SetWriteDeadline, s.lim.WriteTimeout)
 	if _, werr := c.nc.Write(buf.Bytes()); werr != nil {
 		s.debug(c, "vsockrpc: write failed", "err", werr)
 		return false

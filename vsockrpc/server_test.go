@@ -553,3 +553,31 @@ func TestShutdownMidFrame(t *testing.T) {
 		t.Fatalf("service called during shutdown: %v", f.calls)
 	}
 }
+
+// TestArm: a deadline is moved only when it would end more than the slack (a second, or half the
+// timeout) before the wanted time, or after it.
+func TestArm(t *testing.T) {
+	var at time.Time
+	sets := 0
+	set := func(time.Time) error { sets++; return nil }
+	arm(&at, set, 10*time.Second) // none armed yet
+	first := at
+	arm(&at, set, 10*time.Second) // still within the second
+	if sets != 1 || at != first {
+		t.Fatalf("%d sets, want 1", sets)
+	}
+	at = time.Now().Add(8 * time.Second) // ends too early
+	arm(&at, set, 10*time.Second)
+	if sets != 2 || time.Until(at) < 9*time.Second {
+		t.Fatalf("early deadline: %d sets, ends in %v", sets, time.Until(at))
+	}
+	arm(&at, set, time.Second) // a shorter timeout: the deadline ends too late
+	if sets != 3 || time.Until(at) > time.Second {
+		t.Fatalf("late deadline: %d sets, ends in %v", sets, time.Until(at))
+	}
+	at = time.Now().Add(30 * time.Millisecond) // 40 ms wanted: slack is 20 ms, half the timeout
+	arm(&at, set, 40*time.Millisecond)
+	if sets != 3 {
+		t.Fatalf("within half of a short timeout: %d sets", sets)
+	}
+}

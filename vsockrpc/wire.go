@@ -320,7 +320,7 @@ func firstUnknown(m map[string]rawView, known ...string) string {
 	return bad[0]
 }
 
-func decodeUint(raw cbor.RawMessage, dst *uint64) error {
+func decodeUint(raw []byte, dst *uint64) error {
 	if major(raw) != majorUint {
 		return errors.New("not an unsigned integer")
 	}
