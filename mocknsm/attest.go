@@ -133,10 +133,14 @@ func sigStructureDigest(payload []byte) [48]byte {
 // untagged COSE_Sign1 [protected, {}, payload, signature], written into one buffer of the exact
 // size.
 func attestationResponse(payload, sig []byte) []byte {
-	docLen := 1 + headSize(uint64(len(protectedES384))) + len(protectedES384) + 1 +
-		headSize(uint64(len(payload))) + len(payload) + headSize(uint64(len(sig))) + len(sig)
+	headLen := func(n int) int {
+		var h [9]byte
+		return len(appendHead(h[:0], majorBytes, uint64(n)))
+	}
+	docLen := 1 + headLen(len(protectedES384)) + len(protectedES384) + 1 +
+		headLen(len(payload)) + len(payload) + headLen(len(sig)) + len(sig)
 	const prefix = "\xa1\x6bAttestation\xa1\x68document"
-	b := make([]byte, 0, len(prefix)+headSize(uint64(docLen))+docLen)
+	b := make([]byte, 0, len(prefix)+headLen(docLen)+docLen)
 	b = append(b, prefix...)
 	b = appendHead(b, majorBytes, uint64(docLen))
 	b = appendHead(b, majorArray, 4)

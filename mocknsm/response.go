@@ -87,18 +87,3 @@ func appendHead(b []byte, major byte, n uint64) []byte {
 	}
 	return binary.BigEndian.AppendUint64(append(b, major|27), n)
 }
-
-// headSize is the length of the head appendHead writes for n.
-func headSize(n uint64) int {
-	switch {
-	case n < 24:
-		return 1
-	case n <= 0xff:
-		return 2
-	case n <= 0xffff:
-		return 3
-	case n <= 0xffffffff:
-		return 5
-	}
-	return 9
-}
