@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/attestd/attestd/internal/testlog"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -199,29 +200,12 @@ func cachedKeys(keys.Config) (*keys.Set, error) {
 	return sharedKeys, sharedKeysErr
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // newTestAgent starts an Agent on a fakeNSM with a recording sink and a fake
 // sysfs; mod adjusts the config.
-func newTestAgent(t *testing.T, mod func(*Config)) (*Agent, *fakeNSM, *syncBuffer) {
+func newTestAgent(t *testing.T, mod func(*Config)) (*Agent, *fakeNSM, *testlog.Buffer) {
 	t.Helper()
 	f := newFakeNSM(nil)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cfg := Config{
 		NSM:          f,
 		Entropy:      entropy.Config{Sink: &recordingSink{}, SysfsRoot: fakeSysfs(t, entropy.NSMHWRNG)},

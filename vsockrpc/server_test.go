@@ -1,10 +1,10 @@
 package vsockrpc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/attestd/attestd/internal/testlog"
 	"log/slog"
 	"net"
 	"os"
@@ -117,7 +117,7 @@ func TestPanicRecovered(t *testing.T) {
 		}
 		return &AttestResult{Document: req.Nonce, PublicKey: []byte("p"), Key: req.Key}, nil
 	}
-	var logBuf syncBuffer
+	var logBuf testlog.Buffer
 	l := newPipeListener()
 	srv := &Server{API: LocalAPI(f), Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
 	go srv.Serve(l)
@@ -138,23 +138,6 @@ func TestPanicRecovered(t *testing.T) {
 	if panics.Load() != 1 || !strings.Contains(logBuf.String(), "service panicked") || !strings.Contains(logBuf.String(), "handler bug") {
 		t.Fatalf("panics %d, log %q", panics.Load(), logBuf.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // blockingFake returns a fake whose attest with nonce "slow" signals started and waits for release.
