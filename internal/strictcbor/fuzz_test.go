@@ -16,7 +16,7 @@ func FuzzSkip(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	dec, err := fxcbor.DecOptions{MaxNestedLevels: 16}.DecMode()
+	dec, err := fxcbor.DecOptions{MaxNestedLevels: 16, UTF8: fxcbor.UTF8DecodeInvalid}.DecMode()
 	if err != nil {
 		f.Fatal(err)
 	}

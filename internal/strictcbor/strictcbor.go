@@ -217,8 +217,9 @@ func (r *Reader) Null() bool {
 
 // Skip reads one whole item and returns its encoding (aliasing the input). It accepts integers, strings,
 // arrays and maps of definite length, and simple values and floats, nested at most depth deep (a scalar is
-// depth 1). Tags and indefinite lengths are ErrMalformed: no format read with Skip uses them. On error
-// nothing is consumed.
+// depth 1). Tags and indefinite lengths are ErrMalformed: no format read with Skip uses them. Skip checks
+// that the item is well-formed, not what it means: text is checked to be UTF-8 when it is read with Text,
+// and map keys are checked when the map is read with TextMap. On error nothing is consumed.
 func (r *Reader) Skip(depth int) ([]byte, error) {
 	start := r.off
 	if err := r.skip(depth); err != nil {
@@ -242,13 +243,10 @@ func (r *Reader) skip(depth int) error {
 	}
 	switch major {
 	case Bytes, Text:
-		r.off = start
-		if major == Bytes {
-			_, err = r.Bytes()
-		} else {
-			_, err = r.Text()
+		if arg > uint64(len(r.b)-r.off) {
+			return malformed(start, "%s of %d bytes with %d left", MajorName(major), arg, len(r.b)-r.off)
 		}
-		return err
+		r.off += int(arg)
 	case Array, Map:
 		per := uint64(1) // every item takes at least a byte: a count beyond what is left is a lie
 		if major == Map {

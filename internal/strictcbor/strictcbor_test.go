@@ -171,7 +171,8 @@ func TestSkip(t *testing.T) {
 		{"a10000", 1, false}, // map needs depth 2
 		{"a10000", 2, true},  // integer keys are fine for Skip
 		{"a1616100", 2, true},
-		{"62c328", 1, false}, // invalid UTF-8 inside
+		{"62c328", 1, true},  // UTF-8 is checked by Text, not Skip
+		{"64c328", 1, false}, // text longer than the input
 	} {
 		in := unhex(t, c.in)
 		r := NewReader(append(in, 0xf6))
