@@ -151,7 +151,7 @@ func (r *Reader) Expect(want byte) (uint64, error) {
 		return 0, err
 	case major != want:
 		r.off = start
-		return 0, &Error{Kind: ErrType, Off: start, Msg: fmt.Sprintf("a %s, want a %s", MajorName(major), MajorName(want))}
+		return 0, &Error{Kind: ErrType, Off: start, Msg: fmt.Sprintf("found %s, want %s", MajorName(major), MajorName(want))}
 	case indef:
 		r.off = start
 		return 0, malformed(start, "indefinite-length %s", MajorName(major))
