@@ -3,8 +3,6 @@ package vsockrpc
 import (
 	"context"
 	"errors"
-
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Method names.
@@ -28,7 +26,7 @@ type API struct {
 
 // method decodes and checks a request's params, then calls the service.
 type method struct {
-	decode func(params cbor.RawMessage) (any, *Error)
+	decode func(params []byte) (any, *Error)
 	call   func(ctx context.Context, params any) (any, error)
 }
 
@@ -38,7 +36,7 @@ func ParentAPI(svc ParentService) *API {
 	a := &API{methods: map[string]method{}}
 	a.addCommon(svc)
 	a.methods[MethodAttest] = method{
-		decode: func(raw cbor.RawMessage) (any, *Error) { return decodeAttest(raw, false) },
+		decode: func(raw []byte) (any, *Error) { return decodeAttest(raw, false) },
 		call: func(ctx context.Context, p any) (any, error) {
 			ap := p.(attestParams)
 			return checkAttest(svc.Attest(ctx, AttestRequest{Nonce: ap.Nonce, Key: ap.Key}))
@@ -54,7 +52,7 @@ func LocalAPI(svc LocalService) *API {
 	a := &API{local: true, methods: map[string]method{}}
 	a.addCommon(svc)
 	a.methods[MethodAttest] = method{
-		decode: func(raw cbor.RawMessage) (any, *Error) { return decodeAttest(raw, true) },
+		decode: func(raw []byte) (any, *Error) { return decodeAttest(raw, true) },
 		call: func(ctx context.Context, p any) (any, error) {
 			ap := p.(attestParams)
 			return checkAttest(svc.AttestLocal(ctx, LocalAttestRequest{
@@ -64,10 +62,11 @@ func LocalAPI(svc LocalService) *API {
 		},
 	}
 	a.methods[MethodSetUserData] = method{
-		decode: func(raw cbor.RawMessage) (any, *Error) {
+		decode: func(raw []byte) (any, *Error) {
 			var p userDataParams
-			e := decodeParams(raw, []string{"public_key"}, field{"user_data", true, func(r cbor.RawMessage) error {
-				return decodeBytes(r, &p.UserData, MaxUserDataSize)
+			e := decodeParams(raw, []string{"public_key"}, field{"user_data", true, func(r []byte) (err error) {
+				p.UserData, err = decodeBytes(r, MaxUserDataSize)
+				return err
 			}})
 			return p, e
 		},
@@ -76,10 +75,10 @@ func LocalAPI(svc LocalService) *API {
 		},
 	}
 	a.methods[MethodRandom] = method{
-		decode: func(raw cbor.RawMessage) (any, *Error) {
+		decode: func(raw []byte) (any, *Error) {
 			var p randomParams
-			e := decodeParams(raw, nil, field{"n", true, func(r cbor.RawMessage) error {
-				if err := decodeUint(r, &p.N); err != nil {
+			e := decodeParams(raw, nil, field{"n", true, func(r []byte) (err error) {
+				if p.N, err = decodeUint(r); err != nil {
 					return err
 				}
 				if p.N < 1 || p.N > MaxRandomSize {
@@ -102,12 +101,12 @@ func LocalAPI(svc LocalService) *API {
 		},
 	}
 	a.methods[MethodExtendPCR] = method{
-		decode: func(raw cbor.RawMessage) (any, *Error) {
+		decode: func(raw []byte) (any, *Error) {
 			var p extendParams
 			e := decodeParams(raw, nil,
-				field{"index", true, func(r cbor.RawMessage) error { return decodePCRIndex(r, &p.Index) }},
-				field{"data", true, func(r cbor.RawMessage) error {
-					if err := decodeBytes(r, &p.Data, MaxExtendDataSize); err != nil {
+				field{"index", true, func(r []byte) error { return decodePCRIndex(r, &p.Index) }},
+				field{"data", true, func(r []byte) (err error) {
+					if p.Data, err = decodeBytes(r, MaxExtendDataSize); err != nil {
 						return err
 					}
 					if p.Data == nil {
@@ -130,10 +129,10 @@ func LocalAPI(svc LocalService) *API {
 		},
 	}
 	a.methods[MethodLockPCR] = method{
-		decode: func(raw cbor.RawMessage) (any, *Error) {
+		decode: func(raw []byte) (any, *Error) {
 			var p lockParams
 			e := decodeParams(raw, nil,
-				field{"index", true, func(r cbor.RawMessage) error { return decodePCRIndex(r, &p.Index) }})
+				field{"index", true, func(r []byte) error { return decodePCRIndex(r, &p.Index) }})
 			return p, e
 		},
 		call: func(ctx context.Context, p any) (any, error) {
@@ -144,7 +143,7 @@ func LocalAPI(svc LocalService) *API {
 }
 
 func (a *API) addCommon(svc ParentService) {
-	none := func(raw cbor.RawMessage) (any, *Error) { return noParams{}, decodeParams(raw, nil) }
+	none := func(raw []byte) (any, *Error) { return noParams{}, decodeParams(raw, nil) }
 	a.methods[MethodDescribe] = method{
 		decode: none,
 		call: func(ctx context.Context, _ any) (any, error) {
@@ -168,31 +167,35 @@ func (a *API) addCommon(svc ParentService) {
 }
 
 // decodeAttest decodes attest params. public_key is never settable; user_data only on the local API.
-func decodeAttest(raw cbor.RawMessage, local bool) (any, *Error) {
+func decodeAttest(raw []byte, local bool) (any, *Error) {
 	var p attestParams
 	fields := []field{
-		{"nonce", false, func(r cbor.RawMessage) error {
-			err := decodeBytes(r, &p.Nonce, MaxNonceSize)
+		{"nonce", false, func(r []byte) (err error) {
+			p.Nonce, err = decodeBytes(r, MaxNonceSize)
 			if tl, ok := err.(errTooLong); ok {
 				return Errorf(CodeNonceTooLarge, "nonce: %v", tl)
 			}
 			return err
 		}},
-		{"key", true, func(r cbor.RawMessage) error { return decodeText(r, &p.Key, MaxKeyNameSize) }},
+		{"key", true, func(r []byte) (err error) {
+			p.Key, err = decodeText(r, 1, MaxKeyNameSize)
+			return err
+		}},
 	}
 	forbidden := []string{"public_key", "user_data"}
 	if local {
 		forbidden = forbidden[:1]
-		fields = append(fields, field{"user_data", false, func(r cbor.RawMessage) error {
-			return decodeBytes(r, &p.UserData, MaxUserDataSize)
+		fields = append(fields, field{"user_data", false, func(r []byte) (err error) {
+			p.UserData, err = decodeBytes(r, MaxUserDataSize)
+			return err
 		}})
 	}
 	e := decodeParams(raw, forbidden, fields...)
 	return p, e
 }
 
-func decodePCRIndex(raw cbor.RawMessage, dst *uint64) error {
-	if err := decodeUint(raw, dst); err != nil {
+func decodePCRIndex(raw []byte, dst *uint64) (err error) {
+	if *dst, err = decodeUint(raw); err != nil {
 		return err
 	}
 	if *dst < MinUserPCR || *dst > MaxUserPCR {
@@ -209,51 +212,4 @@ func checkAttest(r *AttestResult, err error) (any, error) {
 		return nil, errors.New("vsockrpc: Attest returned an incomplete result")
 	}
 	return r, nil
-}
-
-// field is one allowed params field: its name, whether it must be present and its decoder.
-type field struct {
-	name     string
-	required bool
-	decode   func(raw cbor.RawMessage) error
-}
-
-// decodeParams decodes a params map: a key in forbidden is CodeForbiddenField (checked before
-// anything else, so the answer does not depend on the other fields), any other key not in fields
-// is CodeBadRequest, as is a missing required field or a value its decoder rejects. A decoder may
-// return an *Error to choose the code.
-func decodeParams(raw cbor.RawMessage, forbidden []string, fields ...field) *Error {
-	m, err := decodeMap(reqDec, raw)
-	if err != nil {
-		return Errorf(CodeBadRequest, "params: %v", err)
-	}
-	for _, k := range forbidden {
-		if _, ok := m[k]; ok {
-			return Errorf(CodeForbiddenField, "%s cannot be set by this caller", k)
-		}
-	}
-	known := make([]string, len(fields))
-	for i, f := range fields {
-		known[i] = f.name
-	}
-	if k := firstUnknown(m, known...); k != "" {
-		return Errorf(CodeBadRequest, "unknown param %q", k)
-	}
-	for _, f := range fields {
-		r, ok := m[f.name]
-		if !ok {
-			if f.required {
-				return Errorf(CodeBadRequest, "missing param %q", f.name)
-			}
-			continue
-		}
-		if err := f.decode(cbor.RawMessage(r)); err != nil {
-			var e *Error
-			if errors.As(err, &e) {
-				return e
-			}
-			return Errorf(CodeBadRequest, "%s: %v", f.name, err)
-		}
-	}
-	return nil
 }

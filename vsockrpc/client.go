@@ -191,7 +191,7 @@ var retrySafe = map[string]bool{
 // call sends one request and decodes its result into out. If the request is lost with a
 // connection that had already served responses (typically one the server closed as idle just as
 // the request went out) and the method is retry-safe, it is sent once more on a new connection.
-func (c *Client) call(ctx context.Context, method string, params, out any) error {
+func (c *Client) call(ctx context.Context, method string, params any, out resultDecoder) error {
 	reused, err := c.callOnce(ctx, method, params, out)
 	if err != nil && reused && c.dial != nil && retrySafe[method] && ctx.Err() == nil &&
 		errors.Is(err, ErrConnectionLost) {
@@ -201,7 +201,7 @@ func (c *Client) call(ctx context.Context, method string, params, out any) error
 }
 
 // callOnce makes one attempt; reused reports whether the connection had served responses before.
-func (c *Client) callOnce(ctx context.Context, method string, params, out any) (reused bool, err error) {
+func (c *Client) callOnce(ctx context.Context, method string, params any, out resultDecoder) (reused bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -233,12 +233,12 @@ func (c *Client) callOnce(ctx context.Context, method string, params, out any) (
 // target is where a call's result goes.
 type target struct {
 	method string
-	out    any
+	out    resultDecoder
 }
 
 // decode decodes a result into t.out.
 func (t target) decode(result []byte) error {
-	if err := respDec.Unmarshal(result, t.out); err != nil {
+	if err := t.out.decodeResult(result); err != nil {
 		return fmt.Errorf("vsockrpc: %s: malformed result: %w", t.method, err)
 	}
 	return nil
@@ -493,18 +493,18 @@ func (cc *clientConn) readOne() (id uint64, r reply, err error) {
 		}
 		return 0, reply{}, fmt.Errorf("%w: %w", ErrConnectionLost, err)
 	}
-	rid, result, perr, err := decodeResponse(body)
+	rid, hasID, result, perr, err := decodeResponse(body)
 	if err != nil {
 		return 0, reply{}, fmt.Errorf("vsockrpc: malformed response: %w", err)
 	}
-	if rid == nil { // the server gave up on the connection (busy, bad frame, ...)
+	if !hasID { // the server gave up on the connection (busy, bad frame, ...)
 		return 0, reply{}, perr
 	}
 	cc.served.Store(true)
 	if perr != nil {
-		return *rid, reply{err: perr}, nil
+		return rid, reply{err: perr}, nil
 	}
-	return *rid, reply{result: result}, nil
+	return rid, reply{result: result}, nil
 }
 
 // deliver hands the response for call id to it, or drops it if that call gave up.
@@ -595,63 +595,6 @@ func (cc *clientConn) fail(err error) error {
 		ch <- reply{err: err}
 	}
 	return err
-}
-
-// wireResponse is a response envelope as the client decodes it: raw fields aliasing the body,
-// present when non-nil.
-type wireResponse struct {
-	V      rawView `cbor:"v"`
-	ID     rawView `cbor:"id"`
-	Result rawView `cbor:"result"`
-	Error  rawView `cbor:"error"`
-}
-
-// decodeResponse decodes a response body: the id (nil when null) and either the raw result (a
-// slice of body) or the protocol error. err reports a malformed response.
-func decodeResponse(body []byte) (id *uint64, result []byte, perr *Error, err error) {
-	if major(body) != majorMap {
-		return nil, nil, nil, errShape
-	}
-	var w wireResponse
-	if err := respDec.Unmarshal(body, &w); err != nil {
-		return nil, nil, nil, err
-	}
-	var v uint64
-	if w.V == nil || decodeUint(w.V, &v) != nil || v != Version {
-		return nil, nil, nil, fmt.Errorf("not a version %d response", Version)
-	}
-	switch {
-	case w.ID == nil:
-		return nil, nil, nil, errors.New("no id")
-	case !bytes.Equal(w.ID, []byte{0xf6}):
-		id = new(uint64)
-		if err := decodeUint(w.ID, id); err != nil {
-			return nil, nil, nil, fmt.Errorf("id: %w", err)
-		}
-	}
-	switch {
-	case (w.Result == nil) == (w.Error == nil):
-		return nil, nil, nil, errors.New("want exactly one of result and error")
-	case w.Error != nil:
-		perr = new(Error)
-		if major(w.Error) != majorMap {
-			return nil, nil, nil, errors.New("error: not a map")
-		}
-		if err := respDec.Unmarshal(w.Error, perr); err != nil {
-			return nil, nil, nil, fmt.Errorf("error: %w", err)
-		}
-		if perr.Code == "" {
-			return nil, nil, nil, errors.New("error: no code")
-		}
-		return id, nil, perr, nil
-	}
-	if id == nil {
-		return nil, nil, nil, errors.New("result with a null id")
-	}
-	if major(w.Result) != majorMap {
-		return nil, nil, nil, errors.New("result: not a map")
-	}
-	return id, w.Result, nil, nil
 }
 
 // NewClient returns a Client on an established connection with the zero Dialer; see

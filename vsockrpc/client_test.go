@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -165,7 +166,7 @@ func TestDecodeResponse(t *testing.T) {
 		{"v": 1, "id": 3, "error": map[string]any{"code": "nsm_error", "message": "", "nsm_code": "InvalidIndex"}},
 	}
 	for _, m := range good {
-		if _, _, _, err := decodeResponse(ok(m)); err != nil {
+		if _, _, _, _, err := decodeResponse(ok(m)); err != nil {
 			t.Errorf("%v: %v", m, err)
 		}
 	}
@@ -185,12 +186,12 @@ func TestDecodeResponse(t *testing.T) {
 		[]any{1, 3, map[string]any{}},
 	}
 	for _, m := range bad {
-		if _, _, _, err := decodeResponse(ok(m)); err == nil {
+		if _, _, _, _, err := decodeResponse(ok(m)); err == nil {
 			t.Errorf("accepted %v", m)
 		}
 	}
 	body := ok(good[0])
-	if _, _, _, err := decodeResponse(append(bytes.Clone(body), 0)); err == nil {
+	if _, _, _, _, err := decodeResponse(append(bytes.Clone(body), 0)); err == nil {
 		t.Error("accepted trailing bytes")
 	}
 }
@@ -257,12 +258,84 @@ func TestClientRetriesLostRequest(t *testing.T) {
 	}
 	before := requests.Load()
 	// describe is retry-safe: lost on the reused connection, answered on a new one. The result
-	// shape is wrong for describe on purpose: only the retry matters here.
-	var res extendResult
-	if err := c.call(ctx, MethodDescribe, noParams{}, &res); err != nil {
+	// is not decoded as a description: only the retry matters here.
+	if err := c.call(ctx, MethodDescribe, noParams{}, anyResult{}); err != nil {
 		t.Fatalf("retry-safe request: %v", err)
 	}
 	if got := requests.Load() - before; got != 1 {
 		t.Fatalf("%d requests answered, want 1 (the retry)", got)
 	}
+}
+
+// TestDecodeResults: every result type reads back exactly what the server's encoder writes, and a
+// result missing a field, with an unknown one or a field of the wrong type is refused.
+func TestDecodeResults(t *testing.T) {
+	pcr := bytes.Repeat([]byte{7}, 48)
+	for _, v := range []resultDecoder{
+		&AttestResult{Document: make([]byte, 4600), PublicKey: []byte("spki"), Key: "rsa"},
+		&Description{
+			AgentVersion: "v1.2.3", ModuleID: "i-0123456789abcdef0-enc0123456789abcdef",
+			Keys: []KeyInfo{
+				{Name: "hpke", Algorithm: "MLKEM768-X25519", PublicKey: make([]byte, 1216), Binding: "sha256"},
+				{Name: "rsa", Algorithm: "RSA-2048", PublicKey: make([]byte, 294), Binding: "spki"},
+			},
+			Entropy: Entropy{Source: "nsm-hwrng", SeededBytes: 2048, KernelPool: "fed", LastReseed: 1700000000},
+			PCRs:    map[uint16][]byte{0: pcr, 1: pcr, 16: pcr},
+			Nonce:   NonceLimits{Min: 1, Max: 512, Required: true},
+		},
+		&Description{Keys: []KeyInfo{}, PCRs: map[uint16][]byte{}},
+		&Health{Status: "ok"},
+		&randomResult{Random: []byte{1, 2, 3}},
+		&extendResult{Value: pcr},
+		&emptyResult{},
+	} {
+		enc, err := encMode.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := reflect.New(reflect.TypeOf(v).Elem()).Interface().(resultDecoder)
+		if err := got.decodeResult(enc); err != nil || !reflect.DeepEqual(got, v) {
+			t.Errorf("%T: decoded %#v, %v; want %#v", v, got, err, v)
+		}
+	}
+	bad := []struct {
+		out resultDecoder
+		v   any
+	}{
+		{&AttestResult{}, map[string]any{"document": []byte{1}, "public_key": []byte{2}}},                       // no key
+		{&AttestResult{}, map[string]any{"document": []byte{1}, "public_key": []byte{2}, "key": "rsa", "x": 1}}, // unknown
+		{&AttestResult{}, map[string]any{"document": "text", "public_key": []byte{2}, "key": "rsa"}},            // wrong type
+		{&Health{}, map[string]any{"status": ""}},                                                               // empty status
+		{&emptyResult{}, map[string]any{"a": 1}},                                                                // not empty
+		{&randomResult{}, map[string]any{"random": make([]byte, MaxRandomSize+1)}},                              // too long
+		{&Description{}, map[string]any{"agent_version": "v", "module_id": "m", "keys": []any{}, "entropy": 1}}, // incomplete, wrong type
+		{&Description{}, descriptionWith("pcrs", map[any]any{uint64(99): []byte{1}})},                           // PCR index out of range
+		{&Description{}, descriptionWith("pcrs", map[any]any{"0": []byte{1}})},                                  // text PCR index
+		{&Description{}, descriptionWith("keys", []any{map[string]any{"name": "rsa"}})},                         // key without fields
+		{&Description{}, descriptionWith("entropy", map[string]any{"source": "s", "seeded_bytes": -1, "kernel_pool": "k", "last_reseed": 0})},
+	}
+	if err := (&Description{}).decodeResult(cborOf(t, descriptionWith("module_id", "m"))); err != nil {
+		t.Fatalf("the base of the bad descriptions is refused: %v", err)
+	}
+	for _, c := range bad {
+		if err := c.out.decodeResult(cborOf(t, c.v)); err == nil {
+			t.Errorf("%T accepted %v", c.out, c.v)
+		}
+	}
+	// Two entries for PCR 0: written by hand, as no encoder writes duplicate keys.
+	dup := hexb(t, "a2 00 41 01 00 41 02")
+	if _, err := decodePCRs(dup); err == nil {
+		t.Error("accepted a PCR twice")
+	}
+}
+
+// descriptionWith is a valid encoded-to-be description with one field replaced.
+func descriptionWith(name string, v any) map[string]any {
+	d := map[string]any{
+		"agent_version": "v", "module_id": "m", "keys": []any{}, "pcrs": map[any]any{},
+		"entropy": map[string]any{"source": "s", "seeded_bytes": 0, "kernel_pool": "k", "last_reseed": 0},
+		"nonce":   map[string]any{"min": 1, "max": 2, "required": true},
+	}
+	d[name] = v
+	return d
 }

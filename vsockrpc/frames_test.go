@@ -71,9 +71,12 @@ func readResponse(t testing.TB, nc net.Conn) (id *uint64, result []byte, perr *E
 	if err != nil {
 		t.Fatalf("reading a response: %v", err)
 	}
-	id, result, perr, err = decodeResponse(body)
+	rid, hasID, result, perr, err := decodeResponse(body)
 	if err != nil {
 		t.Fatalf("malformed response %x: %v", body, err)
+	}
+	if hasID {
+		id = &rid
 	}
 	return id, result, perr
 }
@@ -308,7 +311,7 @@ func TestPipelining(t *testing.T) {
 			t.Fatalf("response %d: id %v, %v", i, id, perr)
 		}
 		var r randomResult
-		if err := respDec.Unmarshal(res, &r); err != nil || len(r.Random) != int(i) {
+		if err := r.decodeResult(res); err != nil || len(r.Random) != int(i) {
 			t.Fatalf("response %d: %x, %v", i, res, err)
 		}
 	}
@@ -382,7 +385,7 @@ func TestProtocolDocExamples(t *testing.T) {
 			}
 			continue
 		}
-		if _, _, _, err := decodeResponse(body); err != nil {
+		if _, _, _, _, err := decodeResponse(body); err != nil {
 			t.Fatalf("example %d is neither a request nor a response: %v", n, err)
 		}
 	}

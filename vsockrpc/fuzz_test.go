@@ -114,27 +114,50 @@ func checkBounds(t *testing.T, api *API, p any) {
 }
 
 // FuzzDecodeResponse feeds arbitrary bytes to the client's frame reader and response decoder,
-// then decodes any result as each result type: nothing may panic, and an accepted response has
-// exactly one of a result map or an error with a code.
+// then decodes any result as each result type: nothing may panic, an accepted response has
+// exactly one of a result map or an error with a code, and a result accepted as some type
+// re-encodes to one that decodes to the same value.
 func FuzzDecodeResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		body, err := ReadFrame(bytes.NewReader(data), DefaultMaxResponseSize)
 		if err != nil {
 			return
 		}
-		id, result, perr, err := decodeResponse(body)
+		_, hasID, result, perr, err := decodeResponse(body)
 		if err != nil {
 			return
 		}
-		if (result == nil) == (perr == nil) || (perr != nil && perr.Code == "") || (result != nil && id == nil) {
-			t.Fatalf("accepted an inconsistent response: id %v result %x error %v", id, result, perr)
+		if (result == nil) == (perr == nil) || (perr != nil && perr.Code == "") || (result != nil && !hasID) {
+			t.Fatalf("accepted an inconsistent response: id %v result %x error %v", hasID, result, perr)
 		}
-		if result != nil {
-			for _, out := range []any{&AttestResult{}, &Description{}, &Health{}, &randomResult{}, &extendResult{}, &emptyResult{}} {
-				respDec.Unmarshal(result, out)
+		if result == nil {
+			return
+		}
+		for _, newOut := range resultTypes {
+			out := newOut()
+			if out.decodeResult(result) != nil {
+				continue
+			}
+			enc, err := encMode.Marshal(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again := newOut()
+			if err := again.decodeResult(enc); err != nil || !reflect.DeepEqual(out, again) {
+				t.Fatalf("%T %x re-encoded as %x: %#v -> %#v, %v", out, result, enc, out, again, err)
 			}
 		}
 	})
+}
+
+// resultTypes makes a value of each type a Client decodes results into.
+var resultTypes = []func() resultDecoder{
+	func() resultDecoder { return &AttestResult{} },
+	func() resultDecoder { return &Description{} },
+	func() resultDecoder { return &Health{} },
+	func() resultDecoder { return &randomResult{} },
+	func() resultDecoder { return &extendResult{} },
+	func() resultDecoder { return &emptyResult{} },
 }
 
 // TestFuzzSeedsServed checks the valid seeds of the request corpus really are served: the

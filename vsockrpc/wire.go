@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 
 	"github.com/fxamacker/cbor/v2"
@@ -168,15 +167,9 @@ func putFrame(buf *bytes.Buffer) {
 	}
 }
 
-// CBOR modes. Decoding is strict: duplicate map keys, indefinite lengths, tags, NaN and infinities,
-// unknown struct fields and trailing bytes are errors; names match case-sensitively; nesting and
-// container sizes are small because no message needs more.
-var (
-	encMode  cbor.UserBufferEncMode
-	reqDec   cbor.DecMode // requests: the server's decoder of untrusted input
-	respDec  cbor.DecMode // responses: the client's decoder
-	errShape = errors.New("not a map")
-)
+// encMode encodes frames: core deterministic CBOR (sorted keys, shortest forms, definite lengths, no
+// tags), which decode.go reads back exactly.
+var encMode cbor.UserBufferEncMode
 
 func init() {
 	var err error
@@ -189,177 +182,7 @@ func init() {
 	if err != nil {
 		panic(err)
 	}
-	strict := cbor.DecOptions{
-		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-		IndefLength:       cbor.IndefLengthForbidden,
-		TagsMd:            cbor.TagsForbidden,
-		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
-		UTF8:              cbor.UTF8RejectInvalid,
-		NaN:               cbor.NaNDecodeForbidden,
-		Inf:               cbor.InfDecodeForbidden,
-	}
-	req := strict
-	req.MaxNestedLevels = 4 // request map > params map > scalar; 4 is the library's minimum
-	req.MaxArrayElements = 16
-	req.MaxMapPairs = 16
-	if reqDec, err = req.DecMode(); err != nil {
-		panic(err)
-	}
-	resp := strict
-	resp.MaxNestedLevels = 8 // response > result > keys array > key map
-	resp.MaxArrayElements = 64
-	resp.MaxMapPairs = 64
-	if respDec, err = resp.DecMode(); err != nil {
-		panic(err)
-	}
 }
-
-// CBOR major types of the first byte of an item.
-const (
-	majorUint  = 0
-	majorBytes = 2
-	majorText  = 3
-	majorMap   = 5
-)
-
-func major(raw []byte) int {
-	if len(raw) == 0 {
-		return -1
-	}
-	return int(raw[0] >> 5)
-}
-
-// request is a decoded request envelope; params is the raw params map, decoded per method. params
-// aliases the decoded body.
-type request struct {
-	id     uint64
-	method string
-	params cbor.RawMessage
-}
-
-// decodeRequest decodes a request body. On error, idKnown reports whether the request id could be
-// read: if so the error answers that request and the connection stays usable; if not the error
-// is answered with a null id and the connection is closed.
-func decodeRequest(body []byte) (req request, idKnown bool, e *Error) {
-	m, err := decodeMap(reqDec, body)
-	if err != nil {
-		return req, false, Errorf(CodeBadRequest, "malformed request: %v", err)
-	}
-	rawID, ok := m["id"]
-	if !ok {
-		return req, false, Errorf(CodeBadRequest, "request has no id")
-	}
-	if err := decodeUint(cbor.RawMessage(rawID), &req.id); err != nil {
-		return req, false, Errorf(CodeBadRequest, "id: %v", err)
-	}
-	rawV, ok := m["v"]
-	if !ok {
-		return req, true, Errorf(CodeBadRequest, "request has no v")
-	}
-	var v uint64
-	if err := decodeUint(cbor.RawMessage(rawV), &v); err != nil || v != Version {
-		return req, true, Errorf(CodeUnsupportedVersion, "this server speaks version %d", Version)
-	}
-	if k := firstUnknown(m, "v", "id", "method", "params"); k != "" {
-		return req, true, Errorf(CodeBadRequest, "unknown request field %q", k)
-	}
-	rawMethod, ok := m["method"]
-	if !ok {
-		return req, true, Errorf(CodeBadRequest, "request has no method")
-	}
-	if err := decodeText(cbor.RawMessage(rawMethod), &req.method, 64); err != nil {
-		return req, true, Errorf(CodeBadRequest, "method: %v", err)
-	}
-	params, ok := m["params"]
-	if !ok {
-		return req, true, Errorf(CodeBadRequest, "request has no params")
-	}
-	if major(params) != majorMap {
-		return req, true, Errorf(CodeBadRequest, "params: not a map")
-	}
-	req.params = cbor.RawMessage(params)
-	return req, true, nil
-}
-
-// rawView is a raw CBOR item like cbor.RawMessage, but aliasing the decoded input instead of
-// copying it: valid only as long as that input is.
-type rawView []byte
-
-// UnmarshalCBOR keeps data itself (the decoder passes a slice of its input).
-func (r *rawView) UnmarshalCBOR(data []byte) error {
-	*r = data[:len(data):len(data)]
-	return nil
-}
-
-// decodeMap decodes one CBOR map with text keys (and nothing after it) into raw values, which
-// alias data.
-func decodeMap(dm cbor.DecMode, data []byte) (map[string]rawView, error) {
-	if major(data) != majorMap {
-		return nil, errShape
-	}
-	var m map[string]rawView
-	if err := dm.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// firstUnknown returns the smallest key of m not in known, or "".
-func firstUnknown(m map[string]rawView, known ...string) string {
-	var bad []string
-	for k := range m {
-		if !slices.Contains(known, k) {
-			bad = append(bad, k)
-		}
-	}
-	if len(bad) == 0 {
-		return ""
-	}
-	slices.Sort(bad)
-	return bad[0]
-}
-
-func decodeUint(raw []byte, dst *uint64) error {
-	if major(raw) != majorUint {
-		return errors.New("not an unsigned integer")
-	}
-	return reqDec.Unmarshal(raw, dst)
-}
-
-func decodeText(raw cbor.RawMessage, dst *string, max int) error {
-	if major(raw) != majorText {
-		return errors.New("not a text string")
-	}
-	if err := reqDec.Unmarshal(raw, dst); err != nil {
-		return err
-	}
-	if len(*dst) == 0 || len(*dst) > max {
-		return fmt.Errorf("length %d not in 1..%d", len(*dst), max)
-	}
-	return nil
-}
-
-// decodeBytes decodes a byte string of at most max bytes; an empty one decodes to nil.
-func decodeBytes(raw cbor.RawMessage, dst *[]byte, max int) error {
-	if major(raw) != majorBytes {
-		return errors.New("not a byte string")
-	}
-	if err := reqDec.Unmarshal(raw, dst); err != nil {
-		return err
-	}
-	if len(*dst) > max {
-		return errTooLong{len(*dst), max}
-	}
-	if len(*dst) == 0 {
-		*dst = nil
-	}
-	return nil
-}
-
-type errTooLong struct{ n, max int }
-
-func (e errTooLong) Error() string { return fmt.Sprintf("%d bytes, limit %d", e.n, e.max) }
 
 // response is a response envelope as sent. Exactly one of Result and Error is set; ID is nil when
 // the request's id could not be read.
