@@ -2,10 +2,13 @@
 // entropy from it, holds the ephemeral keys and answers the vsockrpc parent and
 // local APIs.
 //
-// New runs the start-up sequence after the caller opened the NSM: entropy
-// (package entropy) first, keys (package keys) only once the kernel pool is
-// NSM-seeded and getrandom is ready, then the boot PCRs are read. The caller
-// listens only after New returns.
+// New runs the start-up sequence after the caller opened the NSM (and, in
+// attestd, after the kernel and clock-source gates of package platform): the
+// NSM is described and its boot PCRs read, PCR0 must pass the not-debug gate
+// (platform.CheckNotDebug), then entropy (package entropy: the hwrng gate and
+// the seeding), and keys (package keys) only once the kernel pool is
+// NSM-seeded and getrandom is ready. The caller listens only after New
+// returns.
 //
 // Threat model: the parent instance is hostile. Through Attest it chooses only
 // a bounded nonce and the name of one of the agent's own keys; public_key is
@@ -18,6 +21,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,6 +33,7 @@ import (
 	"github.com/attestd/attestd/entropy"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/platform"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -64,6 +69,10 @@ type Config struct {
 	// GenerateKeys generates the key set; nil means keys.Generate. Tests use
 	// it to observe the start-up order.
 	GenerateKeys func(keys.Config) (*keys.Set, error)
+	// SkipDebugCheck lets start-up continue when the not-debug self-check on
+	// PCR0 fails (a debug-mode enclave, or a PCR0 that is not locked). For
+	// development only; logged as an INSECURE warning.
+	SkipDebugCheck bool
 
 	// NonceMin and NonceMax bound the nonce of attest (defaults 1 and 512;
 	// NonceMax at most 512).
@@ -102,8 +111,8 @@ type Agent struct {
 	closeErr  error
 }
 
-// New seeds entropy from cfg.NSM, then generates the keys and reads the boot
-// PCRs. On error it closes cfg.NSM.
+// New describes cfg.NSM and checks that the enclave is not in debug mode,
+// seeds entropy from it, then generates the keys. On error it closes cfg.NSM.
 func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 	if cfg.NSM == nil {
 		return nil, errors.New("agent: no NSM")
@@ -125,7 +134,15 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 		pcrs:     map[uint16][]byte{},
 	}
 
-	// 1. Entropy: the kernel pool is NSM-fed before any key exists.
+	// 1. What the NSM is, its locked (boot) PCRs for describe, and the
+	// not-debug gate: a debug-mode enclave gets no entropy and no keys.
+	sctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	if err := a.describeNSM(sctx); err != nil {
+		return nil, err
+	}
+
+	// 2. Entropy: the kernel pool is NSM-fed before any key exists.
 	ecfg := cfg.Entropy
 	ecfg.Source = nsmSource{a}
 	if ecfg.Logger == nil {
@@ -138,7 +155,7 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 		return nil, err
 	}
 
-	// 2. Keys.
+	// 3. Keys.
 	gen := cfg.GenerateKeys
 	if gen == nil {
 		gen = keys.Generate
@@ -152,22 +169,40 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 		})
 		a.log.Info("key generated", "key", k)
 	}
+	return a, nil
+}
 
-	// 3. What the NSM is and its locked (boot) PCRs, for describe.
-	sctx, cancel := context.WithTimeout(ctx, startupTimeout)
-	defer cancel()
-	if a.module, err = cfg.NSM.DescribeNSM(sctx); err != nil {
-		return nil, fmt.Errorf("agent: describe NSM: %w", err)
+// describeNSM reads the module description and the locked PCRs, then runs the
+// not-debug gate on PCR0.
+func (a *Agent) describeNSM(ctx context.Context) (err error) {
+	if a.module, err = a.nsm.DescribeNSM(ctx); err != nil {
+		return fmt.Errorf("agent: describe NSM: %w", err)
 	}
 	for _, i := range a.module.LockedPCRs {
-		p, err := cfg.NSM.DescribePCR(sctx, i)
+		p, err := a.nsm.DescribePCR(ctx, i)
 		if err != nil {
-			return nil, fmt.Errorf("agent: describe PCR%d: %w", i, err)
+			return fmt.Errorf("agent: describe PCR%d: %w", i, err)
 		}
 		a.pcrs[i] = p.Value
 	}
-	a.log.Info("NSM described", "module_id", a.module.ModuleID, "locked_pcrs", len(a.pcrs), "mock", cfg.Mock)
-	return a, nil
+	a.log.Info("NSM described", "module_id", a.module.ModuleID, "locked_pcrs", len(a.pcrs), "mock", a.cfg.Mock)
+
+	// PCR0 is read on its own, with its lock state: the gate must not depend
+	// on the NSM listing it among the locked PCRs.
+	p0, err := a.nsm.DescribePCR(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("agent: describe PCR0: %w", err)
+	}
+	if err := platform.CheckNotDebug(p0.Value, p0.Locked); err != nil {
+		if !a.cfg.SkipDebugCheck {
+			return err
+		}
+		a.log.Warn("INSECURE: the not-debug self-check failed and is skipped (development only): no verifier should accept this enclave's documents",
+			"error", err.Error())
+		return nil
+	}
+	a.log.Info("not a debug-mode enclave: PCR0 is locked and not zero", "pcr0", hex.EncodeToString(p0.Value))
+	return nil
 }
 
 func (c *Config) setDefaults() error {

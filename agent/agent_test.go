@@ -27,11 +27,13 @@ import (
 	"github.com/attestd/attestd/entropy"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/platform"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
-// TestStartupOrder checks the order: the kernel pool is fed from the NSM and
-// getrandom is confirmed ready before any key is generated.
+// TestStartupOrder checks the order: the NSM is described (and PCR0 passes the
+// not-debug gate) first; the kernel pool is fed from the NSM and getrandom is
+// confirmed ready before any key is generated.
 func TestStartupOrder(t *testing.T) {
 	ev := &events{}
 	f := newFakeNSM(ev)
@@ -49,7 +51,7 @@ func TestStartupOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	want := []string{"nsm.GetRandom", "nsm.GetRandom", "pool.AddEntropy", "pool.Ready", "keys.Generate", "nsm.DescribeNSM"}
+	want := []string{"nsm.DescribeNSM", "nsm.GetRandom", "nsm.GetRandom", "pool.AddEntropy", "pool.Ready", "keys.Generate"}
 	if got := ev.list(); !slices.Equal(got, want) {
 		t.Fatalf("start-up events:\n got %v\nwant %v", got, want)
 	}
@@ -76,11 +78,69 @@ func TestStartupFailsClosed(t *testing.T) {
 	if !errors.As(err, &he) {
 		t.Fatalf("err = %v, want an HWRNGError", err)
 	}
-	if got := ev.list(); len(got) != 0 {
+	if got := ev.list(); !slices.Equal(got, []string{"nsm.DescribeNSM"}) {
 		t.Errorf("events after a failed hwrng check: %v", got)
 	}
 	if f.closed.Load() != 1 {
 		t.Error("NSM not closed after a failed start-up")
+	}
+}
+
+// TestStartupRefusesDebugEnclave: with PCR0 all zeros (a debug-mode enclave)
+// or not locked, the agent takes no entropy, generates no key, closes the NSM
+// and says why in one line.
+func TestStartupRefusesDebugEnclave(t *testing.T) {
+	for name, c := range map[string]struct {
+		mod  func(*fakeNSM)
+		want string
+	}{
+		"PCR0 all zeros":  {func(f *fakeNSM) { f.pcrs[0] = make([]byte, 48) }, "PCR0 is all zeros: the enclave runs in debug mode"},
+		"PCR0 not locked": {func(f *fakeNSM) { f.locked[0] = false }, "PCR0 is not locked"},
+		"PCR0 short":      {func(f *fakeNSM) { f.pcrs[0] = f.pcrs[0][:32] }, "PCR0 is 32 bytes, want 48"},
+	} {
+		ev := &events{}
+		f := newFakeNSM(ev)
+		c.mod(f)
+		_, err := New(context.Background(), Config{
+			NSM:     f,
+			Entropy: entropy.Config{Sink: &recordingSink{ev: ev}, SysfsRoot: fakeSysfs(t, entropy.NSMHWRNG)},
+			GenerateKeys: func(c keys.Config) (*keys.Set, error) {
+				ev.add("keys.Generate")
+				return cachedKeys(c)
+			},
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		var de *platform.DebugCheckError
+		if !errors.As(err, &de) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v, want a DebugCheckError saying %q", name, err, c.want)
+		}
+		if got := ev.list(); !slices.Equal(got, []string{"nsm.DescribeNSM"}) {
+			t.Errorf("%s: events after a failed not-debug check: %v", name, got)
+		}
+		if f.closed.Load() != 1 {
+			t.Errorf("%s: NSM not closed after a failed start-up", name)
+		}
+	}
+}
+
+// TestSkipDebugCheck: relaxed, a debug-mode enclave starts and serves, and
+// the log says INSECURE; a production PCR0 is logged and warns of nothing.
+func TestSkipDebugCheck(t *testing.T) {
+	debug := newFakeNSM(nil)
+	debug.pcrs[0] = make([]byte, 48)
+	a, _, logs := newTestAgent(t, func(c *Config) { c.NSM, c.SkipDebugCheck = debug, true })
+	if _, err := a.Attest(context.Background(), vsockrpc.AttestRequest{Nonce: []byte("n"), Key: keys.RSA}); err != nil {
+		t.Fatal(err)
+	}
+	want := `"level":"WARN","msg":"INSECURE: the not-debug self-check failed and is skipped (development only): no verifier should accept this enclave's documents","error":"platform: PCR0 is all zeros`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %s:\n%s", want, logs)
+	}
+
+	_, _, logs = newTestAgent(t, func(c *Config) { c.SkipDebugCheck = true })
+	want = `"level":"INFO","msg":"not a debug-mode enclave: PCR0 is locked and not zero","pcr0":"` + strings.Repeat("a0", 48) + `"`
+	if !strings.Contains(logs.String(), want) || strings.Contains(logs.String(), "INSECURE") {
+		t.Errorf("log lacks %s, or warns:\n%s", want, logs)
 	}
 }
 

@@ -63,6 +63,9 @@ func newFakeNSM(ev *events) *fakeNSM {
 		f.pcrs[i] = bytes.Repeat([]byte{byte(i)}, 48)
 		f.locked[i] = i < 16
 	}
+	// PCR0 is the image's measurement, never zero outside debug mode: the
+	// agent refuses to start on a zero PCR0.
+	f.pcrs[0] = bytes.Repeat([]byte{0xa0}, 48)
 	return f
 }
 

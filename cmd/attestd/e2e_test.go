@@ -30,11 +30,16 @@ import (
 	"github.com/attestd/attestd/mocknsm/fusedev"
 	"github.com/attestd/attestd/mocknsm/fusedev/fusetest"
 	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/platform"
 	"github.com/attestd/attestd/vsockrpc"
 	"github.com/fxamacker/cbor/v2"
 )
 
 var attestdBin, nsmMockBin string
+
+// notEnclave relaxes the start-up gates that depend on the host, which is not
+// an enclave: its hwrng, kernel and clock source need not be an enclave's.
+var notEnclave = []string{"--insecure-skip-hwrng-check", "--insecure-skip-kernel-check", "--insecure-skip-clocksource-check"}
 
 func TestMain(m *testing.M) {
 	fusetest.RunHelperIfRequested(map[string]fusetest.Factory{
@@ -195,7 +200,7 @@ func start(t testing.TB, rootPEM string, argv ...string) *daemon {
 func startMock(t testing.TB, faults string, args ...string) *daemon {
 	t.Helper()
 	dir := mockDir(t, faults)
-	argv := append([]string{attestdBin, "--nsm", "mock:" + dir, "--insecure-skip-hwrng-check"}, args...)
+	argv := append(append([]string{attestdBin, "--nsm", "mock:" + dir}, notEnclave...), args...)
 	return start(t, filepath.Join(dir, "root.pem"), argv...)
 }
 
@@ -284,7 +289,8 @@ func TestFailsClosedWithoutNSMHWRNG(t *testing.T) {
 	}
 	dir := mockDir(t, "")
 	sd := sockDir(t)
-	cmd := exec.Command(attestdBin, "--nsm", "mock:"+dir, "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l")
+	cmd := exec.Command(attestdBin, "--nsm", "mock:"+dir, "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l",
+		"--insecure-skip-kernel-check", "--insecure-skip-clocksource-check")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -301,6 +307,94 @@ func TestFailsClosedWithoutNSMHWRNG(t *testing.T) {
 	}
 	if _, err := os.Stat(sd + "/p"); !errors.Is(err, os.ErrNotExist) {
 		t.Error("listening despite the failed hwrng check")
+	}
+}
+
+// TestFailsClosedOnPlatform: where this host's kernel or clock source is not
+// an enclave's, the binary refuses before opening the NSM, saying why and
+// which flag relaxes it. (TestServeChecksPlatformFirst covers every case with
+// fakes; this is the real host, through the real binary.)
+func TestFailsClosedOnPlatform(t *testing.T) {
+	_, kerr := platform.CheckKernel(nil)
+	_, cerr := platform.CheckClockSource("", "")
+	want, flag := kerr, "--insecure-skip-kernel-check"
+	if want == nil {
+		want, flag = cerr, "--insecure-skip-clocksource-check"
+	}
+	if want == nil {
+		t.Skip("this host passes the kernel and clock-source gates")
+	}
+	dir := mockDir(t, "")
+	sd := sockDir(t)
+	cmd := exec.Command(attestdBin, "--nsm", "mock:"+dir, "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l",
+		"--insecure-skip-hwrng-check")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	for _, s := range []string{"error=" + strconv.Quote(want.Error()), flag + " relaxes this"} {
+		if !strings.Contains(string(out), s) {
+			t.Errorf("output lacks %s:\n%s", s, out)
+		}
+	}
+	for _, s := range []string{"NSM described", "key generated"} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("%q despite the failed platform check:\n%s", s, out)
+		}
+	}
+	if _, err := os.Stat(sd + "/p"); !errors.Is(err, os.ErrNotExist) {
+		t.Error("listening despite the failed platform check")
+	}
+}
+
+// TestDebugEnclave: in a debug-mode (mock) enclave the agent refuses to start:
+// exit 1, one error line with the reason and the flag, no key, no listener.
+// Relaxed, it starts, says INSECURE, and its documents fail verification
+// unless the verifier is told to allow debug mode.
+func TestDebugEnclave(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mock")
+	if err := mocknsm.Init(dir, mocknsm.Config{Debug: true}); err != nil {
+		t.Fatal(err)
+	}
+	sd := sockDir(t)
+	cmd := exec.Command(attestdBin, append([]string{"--nsm", "mock:" + dir, "--listen", "unix://" + sd + "/p",
+		"--local", "unix://" + sd + "/l", "--log-format", "json"}, notEnclave...)...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v\n%s", err, out)
+	}
+	want := `"level":"ERROR","msg":"attestd failed","error":"platform: PCR0 is all zeros: the enclave runs in debug mode, whose documents no verifier should accept","hint":"run the enclave without --debug-mode; --insecure-skip-debug-check relaxes this`
+	if !strings.Contains(string(out), want) || strings.Count(string(out), `"level":"ERROR"`) != 1 {
+		t.Errorf("output lacks one error line %s:\n%s", want, out)
+	}
+	for _, s := range []string{"GetRandom", "entropy ready", "key generated"} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("%q despite the failed not-debug check:\n%s", s, out)
+		}
+	}
+	if _, err := os.Stat(sd + "/p"); !errors.Is(err, os.ErrNotExist) {
+		t.Error("listening despite the failed not-debug check")
+	}
+
+	d := start(t, filepath.Join(dir, "root.pem"), append([]string{attestdBin, "--nsm", "mock:" + dir, "--insecure-skip-debug-check"}, notEnclave...)...)
+	if !strings.Contains(d.log.String(), `msg="INSECURE: the not-debug self-check failed and is skipped (development only)`) {
+		t.Errorf("no INSECURE warning:\n%s", d.log)
+	}
+	nonce := []byte("debug nonce")
+	res, err := d.client(t, d.parent).Attest(context.Background(), nonce, "rsa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := *d.root
+	opts.Nonce = nonce
+	if _, err := attestation.Verify(res.Document, opts); !errors.Is(err, attestation.ErrDebug) {
+		t.Errorf("verify a debug-mode document: %v, want ErrDebug", err)
+	}
+	opts.AllowDebug = true
+	if _, err := attestation.Verify(res.Document, opts); err != nil {
+		t.Errorf("verify with AllowDebug: %v", err)
 	}
 }
 
@@ -478,7 +572,7 @@ func TestFUSEDeviceEndToEnd(t *testing.T) {
 		t.Fatalf("nsm-mock init: %v\n%s", err, out)
 	}
 	d := start(t, filepath.Join(state, "root.pem"), "bash", "../../scripts/nsm-run.sh", "--dir", state,
-		"--nsm-mock", nsmMockBin, "--", attestdBin, "--nsm", "/dev/nsm", "--insecure-skip-hwrng-check")
+		"--nsm-mock", nsmMockBin, "--", attestdBin, "--nsm", "/dev/nsm", notEnclave[0], notEnclave[1], notEnclave[2])
 	c := d.client(t, d.parent)
 	for _, key := range []string{"hpke", "rsa"} {
 		d.attest(t, c, key)
@@ -521,7 +615,7 @@ func BenchmarkAttestFUSE(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer direct.Close()
-	d := start(b, filepath.Join(state, "root.pem"), attestdBin, "--nsm", dev.Path, "--insecure-skip-hwrng-check")
+	d := start(b, filepath.Join(state, "root.pem"), append([]string{attestdBin, "--nsm", dev.Path}, notEnclave...)...)
 	c := d.client(b, d.parent)
 	ctx := context.Background()
 	desc, err := c.Describe(ctx)

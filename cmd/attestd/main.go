@@ -1,11 +1,14 @@
 // Command attestd is the attestation agent that runs inside a Nitro Enclave.
 //
-// Start-up, in this order: open the NSM; feed the kernel's entropy pool from
-// the NSM (after checking that the active hwrng is nsm-hwrng); generate the
-// ephemeral HPKE and RSA keys; listen for the parent (--listen, vsock by
-// default) and for applications inside the enclave (--local, a unix socket of
-// mode 0600). SIGTERM or SIGINT stops accepting, lets requests in flight
-// finish and closes the NSM.
+// Start-up, in this order: check the kernel version (at least 5.17.12) and
+// the clock source (kvm-clock; arch_sys_counter on arm64); open the NSM and
+// check that PCR0 is locked and not zero (not a debug-mode enclave); feed the
+// kernel's entropy pool from the NSM (after checking that the active hwrng is
+// nsm-hwrng); generate the ephemeral HPKE and RSA keys; listen for the parent
+// (--listen, vsock by default) and for applications inside the enclave
+// (--local, a unix socket of mode 0600). Each check fails closed unless its
+// --insecure-skip-*-check flag relaxes it, loudly, for development. SIGTERM or
+// SIGINT stops accepting, lets requests in flight finish and closes the NSM.
 //
 // Exit codes: 0 clean shutdown (or --help/--version), 1 failure, 2 usage error.
 // See docs/agent.md.
@@ -35,6 +38,7 @@ import (
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/platform"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -64,6 +68,11 @@ type options struct {
 	userData     []byte
 	hpkeKEM      string
 	skipHWRNG    bool
+	skipDebug    bool
+	// platform configures the kernel and clock-source gates: its Skip
+	// fields come from flags; the zero rest checks this host (tests set a
+	// fake sysfs root and kernel release).
+	platform     platform.Config
 	reseed       time.Duration
 	maxConns     int
 	drainTimeout time.Duration
@@ -93,6 +102,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	userDataFile := fs.String("user-data-file", "", "read the initial user_data from this file (at most 512 bytes)")
 	fs.StringVar(&o.hpkeKEM, "hpke-kem", keys.KEMMLKEM768X25519, "HPKE key: mlkem768x25519 (post-quantum hybrid) or x25519")
 	fs.BoolVar(&o.skipHWRNG, "insecure-skip-hwrng-check", false, "start even if the active hwrng is not nsm-hwrng (development only; logged as a warning)")
+	fs.BoolVar(&o.platform.SkipKernelCheck, "insecure-skip-kernel-check", false, "start even if the kernel is older than "+platform.MinKernel.String()+" (development, or a stable-series kernel you vetted; logged as a warning)")
+	fs.BoolVar(&o.platform.SkipClockSourceCheck, "insecure-skip-clocksource-check", false, "start even if the clock source is not the hypervisor's, kvm-clock (arch_sys_counter on arm64) (development only; logged as a warning)")
+	fs.BoolVar(&o.skipDebug, "insecure-skip-debug-check", false, "start even in a debug-mode enclave (PCR0 all zeros or not locked), whose documents prove nothing (development only; logged as a warning)")
 	fs.DurationVar(&o.reseed, "reseed-interval", entropy.DefaultReseedInterval, "how often to reseed the kernel pool from the NSM")
 	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
@@ -203,10 +215,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "attestd: %v\n", err)
 		return 2
 	}
+	log.Info("attestd starting", "version", version, "nsm", o.nsmPath, "listen", o.listen, "local", o.local)
+	hardenProcess(log)
 	if err := serve(ctx, o, log); err != nil {
 		args := []any{"error", err.Error()}
-		if errors.As(err, new(*entropy.HWRNGError)) {
-			args = append(args, "hint", "inside an enclave the NSM's hwrng must be active; --insecure-skip-hwrng-check relaxes this for development only")
+		if h := hint(err); h != "" {
+			args = append(args, "hint", h)
 		}
 		log.Error("attestd failed", args...)
 		return 1
@@ -214,12 +228,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// hint says how to fix a failed start-up gate, and which flag relaxes it.
+func hint(err error) string {
+	switch {
+	case errors.As(err, new(*platform.KernelError)):
+		return "the enclave kernel must be " + platform.MinKernel.String() + " or newer (aws-nitro-enclaves-sdk-bootstrap builds 6.6); --insecure-skip-kernel-check relaxes this for development or a stable-series kernel you vetted"
+	case errors.As(err, new(*platform.ClockSourceError)):
+		return "the enclave's clock must be the hypervisor's; --insecure-skip-clocksource-check relaxes this for development only"
+	case errors.As(err, new(*platform.DebugCheckError)):
+		return "run the enclave without --debug-mode; --insecure-skip-debug-check relaxes this for development only"
+	case errors.As(err, new(*entropy.HWRNGError)):
+		return "inside an enclave the NSM's hwrng must be active; --insecure-skip-hwrng-check relaxes this for development only"
+	}
+	return ""
+}
+
 // serve runs the start-up sequence, serves until ctx ends, then drains.
 func serve(ctx context.Context, o *options, log *slog.Logger) error {
-	log.Info("attestd starting", "version", version, "nsm", o.nsmPath, "listen", o.listen, "local", o.local)
-	hardenProcess(log)
+	// 1. The platform: kernel version and clock source, before anything is opened.
+	pcfg := o.platform
+	pcfg.Logger = log
+	if err := platform.Check(pcfg); err != nil {
+		return err
+	}
 
-	// 1. The NSM.
+	// 2. The NSM.
 	session, mock, err := openNSM(o.nsmPath)
 	if err != nil {
 		return err
@@ -232,18 +265,20 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 		ecfg.Sink = entropy.KernelPool{}
 	}
 
-	// 2. Entropy and 3. keys (agent.New, in that order).
+	// 3. The not-debug gate on PCR0, 4. entropy and 5. keys (agent.New, in
+	// that order).
 	a, err := agent.New(ctx, agent.Config{
-		NSM:          session,
-		Entropy:      ecfg,
-		Keys:         keys.Config{HPKEKEM: o.hpkeKEM},
-		NonceMin:     o.nonceMin,
-		NonceMax:     o.nonceMax,
-		AllowNoNonce: o.allowNoNonce,
-		UserData:     o.userData,
-		Version:      version,
-		Mock:         mock,
-		Logger:       log,
+		NSM:            session,
+		SkipDebugCheck: o.skipDebug,
+		Entropy:        ecfg,
+		Keys:           keys.Config{HPKEKEM: o.hpkeKEM},
+		NonceMin:       o.nonceMin,
+		NonceMax:       o.nonceMax,
+		AllowNoNonce:   o.allowNoNonce,
+		UserData:       o.userData,
+		Version:        version,
+		Mock:           mock,
+		Logger:         log,
 	})
 	if err != nil {
 		return err
@@ -257,7 +292,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 		log.Warn("--allow-no-nonce: the parent can get documents without a nonce; they prove no freshness")
 	}
 
-	// 4. Listen.
+	// 6. Listen.
 	servers, err := listen(o, a, log)
 	if err != nil {
 		return err

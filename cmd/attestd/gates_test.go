@@ -1,0 +1,128 @@
+package main
+
+// In-process tests of the start-up gates' wiring: flags, order (before the
+// NSM is opened), the relaxed path and the hints. The gates read a fake sysfs
+// and a fixed kernel release, never the host.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/testlog"
+	"github.com/attestd/attestd/platform"
+)
+
+func TestGateFlags(t *testing.T) {
+	gates := map[string]func(*options) bool{
+		"--insecure-skip-hwrng-check":       func(o *options) bool { return o.skipHWRNG },
+		"--insecure-skip-kernel-check":      func(o *options) bool { return o.platform.SkipKernelCheck },
+		"--insecure-skip-clocksource-check": func(o *options) bool { return o.platform.SkipClockSourceCheck },
+		"--insecure-skip-debug-check":       func(o *options) bool { return o.skipDebug },
+	}
+	o, _, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for flag, on := range gates {
+		if on(o) {
+			t.Errorf("%s is on by default", flag)
+		}
+	}
+	for flag := range gates {
+		o, _, err := parseFlags([]string{flag}, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", flag, err)
+		}
+		for other, on := range gates {
+			if on(o) != (other == flag) {
+				t.Errorf("%s: %s is %v", flag, other, on(o))
+			}
+		}
+	}
+	if _, _, err := parseFlags([]string{"--insecure-skip-kernel-check=maybe"}, io.Discard); !errors.As(err, new(usageError)) {
+		t.Errorf("--insecure-skip-kernel-check=maybe: %v, want a usage error", err)
+	}
+}
+
+// clockSysfs is a sysfs root whose current_clocksource is cs.
+func clockSysfs(t *testing.T, cs string) string {
+	t.Helper()
+	root := t.TempDir()
+	p := filepath.Join(root, platform.ClockSourcePath)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(cs+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestServeChecksPlatformFirst: the kernel and clock-source gates run before
+// the NSM is opened (the device here does not exist, so reaching it fails
+// differently); relaxed, each logs INSECURE and start-up goes on to the NSM.
+func TestServeChecksPlatformFirst(t *testing.T) {
+	kvm, tsc := clockSysfs(t, "kvm-clock"), clockSysfs(t, "tsc")
+	noNSM := filepath.Join(t.TempDir(), "nsm")
+	for _, c := range []struct {
+		name    string
+		flags   []string
+		release string
+		sysfs   string
+		wantErr any    // **platform.KernelError, **platform.ClockSourceError, or nil: the NSM open fails
+		wantLog string // in the log, if set
+	}{
+		{name: "old kernel", release: "5.10.0-27-amd64", sysfs: kvm, wantErr: new(*platform.KernelError)},
+		{name: "malformed release", release: "5.17", sysfs: kvm, wantErr: new(*platform.KernelError)},
+		{name: "tsc", release: "6.1.0-27-amd64", sysfs: tsc, wantErr: new(*platform.ClockSourceError)},
+		{name: "old kernel relaxed, tsc not", flags: []string{"--insecure-skip-kernel-check"}, release: "5.10.0", sysfs: tsc,
+			wantErr: new(*platform.ClockSourceError), wantLog: `"msg":"INSECURE: the kernel check failed and is skipped (development only)"`},
+		{name: "both relaxed", flags: []string{"--insecure-skip-kernel-check", "--insecure-skip-clocksource-check"}, release: "5.10.0", sysfs: tsc,
+			wantLog: `"msg":"INSECURE: the clock source check failed and is skipped (development only)","component":"platform","error":"platform: clock source is \"tsc\", want \"kvm-clock\"`},
+		{name: "both pass", release: "6.6.38", sysfs: kvm, wantLog: `"msg":"clock source checked","component":"platform","clocksource":"kvm-clock"`},
+	} {
+		args := append([]string{"--nsm", noNSM, "--listen", "unix:///nonexistent/p", "--local", ""}, c.flags...)
+		o, _, err := parseFlags(args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.platform.Release = func() (string, error) { return c.release, nil }
+		o.platform.SysfsRoot = c.sysfs
+		o.platform.GOARCH = "amd64"
+		logs := &testlog.Buffer{}
+		err = serve(context.Background(), o, slog.New(slog.NewJSONHandler(logs, nil)))
+		if c.wantErr != nil {
+			if !errors.As(err, c.wantErr) {
+				t.Errorf("%s: err = %v, want %T", c.name, err, c.wantErr)
+			}
+		} else if err == nil || !strings.Contains(err.Error(), "open NSM "+noNSM) {
+			t.Errorf("%s: err = %v, want the NSM open to fail (the gates passed)", c.name, err)
+		}
+		if c.wantLog != "" && !strings.Contains(logs.String(), c.wantLog) {
+			t.Errorf("%s: log lacks %s:\n%s", c.name, c.wantLog, logs)
+		}
+	}
+}
+
+func TestHint(t *testing.T) {
+	for err, want := range map[error]string{
+		&platform.KernelError{}:                                 "--insecure-skip-kernel-check",
+		fmt.Errorf("wrapped: %w", &platform.ClockSourceError{}): "--insecure-skip-clocksource-check",
+		&platform.DebugCheckError{}:                             "--insecure-skip-debug-check",
+		&entropy.HWRNGError{}:                                   "--insecure-skip-hwrng-check",
+		errors.New("open NSM /dev/nsm: no such file"):           "",
+	} {
+		got := hint(err)
+		if want == "" && got != "" || !strings.Contains(got, want) || strings.Count(got, "--insecure-") > 1 {
+			t.Errorf("hint(%v) = %q, want one naming %q", err, got, want)
+		}
+	}
+}
