@@ -21,8 +21,11 @@ written by build-eif.sh / attest eif describe --policy, or an EIF), default: the
   --cpus N          enclave vCPUs (default 2)
   --port PORT       attestd's parent API port (default 5005)
   --wait SECONDS    how long to wait for attestd to answer (default 60)
-  --debug-mode      run in debug mode (console available; PCR0-2 read as zeros, so the
-                    document is checked with --allow-debug --any-pcrs: it proves nothing)
+  --debug-mode      run in debug mode (console available; PCR0-2 read as zeros). attestd
+                    refuses to start in debug mode unless the image's entry point passes
+                    --insecure-skip-debug-check; the console (nitro-cli console) shows why it
+                    stopped. A debug document is checked with --allow-debug --any-pcrs: it
+                    proves nothing
   --terminate       terminate the enclave after the fetch
   -h, --help        this help
 Flags after -- go to attest fetch (e.g. --key rsa --json --out doc.cbor).
