@@ -124,7 +124,7 @@ func (r *Reader) Head() (major byte, arg uint64, indef bool, err error) {
 			return 0, 0, false, malformed(start, "simple value %d in two bytes", arg)
 		case major != Simple && arg < shortest[info-24]:
 			r.off = start
-			return 0, 0, false, malformed(start, "%s argument %d not in its shortest form", MajorName(major), arg)
+			return 0, 0, false, malformed(start, "non-minimal head: %s argument %d not in its shortest form", MajorName(major), arg)
 		}
 		return major, arg, false, nil
 	case info == 31 && (major >= Bytes && major <= Map || major == Simple):

@@ -77,6 +77,12 @@ func TestHeadRejects(t *testing.T) {
 			t.Errorf("Head(%q): err %v, offset %d; want ErrMalformed at 0", in, err, r.Off())
 		}
 	}
+	// The attestation verifier's errors quote this message, and its tests look for "non-minimal".
+	r := NewReader(unhex(t, "1900ff"))
+	const want = "non-minimal head: unsigned integer argument 255 not in its shortest form at offset 0"
+	if _, _, _, err := r.Head(); err == nil || err.Error() != want {
+		t.Errorf("Head(1900ff): %v", err)
+	}
 }
 
 func TestExpectAndScalars(t *testing.T) {
