@@ -19,5 +19,6 @@
 // bounded cache of verified certificate chains, so that a document whose
 // certificates were seen before costs one signature check.
 //
-// The package uses the standard library only.
+// The package uses the standard library only, besides attestd's own strict
+// CBOR reader (internal/strictcbor, itself standard library only).
 package attestation

@@ -1,5 +1,7 @@
 package attestation
 
+import "github.com/attestd/attestd/internal/strictcbor"
+
 // Limits of the document schema. AWS's CDDL (nsm-api attestation_process.md)
 // gives most of them; the rest bound the work a hostile input can cause.
 const (
@@ -64,25 +66,25 @@ func parse(doc []byte, p *parsed) error {
 	if len(doc) > MaxDocumentSize {
 		return fail(ErrInput, "document is %d bytes, at most %d allowed", len(doc), MaxDocumentSize)
 	}
-	r := reader{b: doc}
-	maj, arg, indef, err := r.head()
+	r := newReader(doc)
+	maj, arg, indef, err := r.head("document")
 	if err != nil {
 		return err
 	}
-	if maj == majTag {
+	if maj == strictcbor.Tag {
 		// AWS: the COSE_Sign1 may be tagged 18 (NSM output is untagged).
 		if arg != 18 {
 			return fail(ErrEnvelope, "tag %d, want none or 18 (COSE_Sign1)", arg)
 		}
-		if maj, arg, indef, err = r.head(); err != nil {
+		if maj, arg, indef, err = r.head("tag 18 content"); err != nil {
 			return err
 		}
-		if maj == majTag {
+		if maj == strictcbor.Tag {
 			return fail(ErrEnvelope, "nested tag %d inside tag 18", arg)
 		}
 	}
-	if maj != majArray {
-		return fail(ErrEnvelope, "document is a %s, want a COSE_Sign1 array", majNames[maj])
+	if maj != strictcbor.Array {
+		return fail(ErrEnvelope, "document is a %s, want a COSE_Sign1 array", strictcbor.MajorName(maj))
 	}
 	if indef {
 		return fail(ErrCBOR, "COSE_Sign1 array has an indefinite length")
@@ -96,12 +98,12 @@ func parse(doc []byte, p *parsed) error {
 	if err := parseProtected(p.protected); err != nil {
 		return err
 	}
-	maj, arg, indef, err = r.head()
+	maj, arg, indef, err = r.head("unprotected header")
 	if err != nil {
 		return err
 	}
-	if maj != majMap {
-		return fail(ErrEnvelope, "unprotected header is a %s, want a map", majNames[maj])
+	if maj != strictcbor.Map {
+		return fail(ErrEnvelope, "unprotected header is a %s, want a map", strictcbor.MajorName(maj))
 	}
 	if indef || arg != 0 {
 		// Unprotected parameters are unauthenticated; AWS sends none.
@@ -127,29 +129,29 @@ func parseProtected(b []byte) error {
 	if len(b) == 0 {
 		return fail(ErrAlgorithm, "protected header is empty, want {1: -35} (ES384)")
 	}
-	r := reader{b: b}
-	maj, n, indef, err := r.head()
+	r := newReader(b)
+	maj, n, indef, err := r.head("protected header")
 	if err != nil {
 		return err
 	}
-	if maj != majMap || indef {
+	if maj != strictcbor.Map || indef {
 		return fail(ErrAlgorithm, "protected header is not a definite-length map")
 	}
 	if n != 1 {
 		return fail(ErrAlgorithm, "protected header has %d parameters, want only alg", n)
 	}
-	maj, key, _, err := r.head()
+	maj, key, _, err := r.head("protected header parameter")
 	if err != nil {
 		return err
 	}
-	if maj != majUint || key != 1 {
+	if maj != strictcbor.Uint || key != 1 {
 		return fail(ErrAlgorithm, "protected header parameter is not alg (1)")
 	}
-	maj, v, _, err := r.head()
+	maj, v, _, err := r.head("alg")
 	if err != nil {
 		return err
 	}
-	if maj != majNint || v != 34 { // -1 - 34 = -35 = ES384
+	if maj != strictcbor.Nint || v != 34 { // -1 - 34 = -35 = ES384
 		return fail(ErrAlgorithm, "alg is not ES384 (-35)")
 	}
 	return r.end("the protected header")
@@ -161,13 +163,13 @@ func parsePayload(b []byte, p *parsed) error {
 	if len(b) == 0 {
 		return fail(ErrPayload, "payload is empty")
 	}
-	r := reader{b: b}
-	maj, n, indef, err := r.head()
+	r := newReader(b)
+	maj, n, indef, err := r.head("payload")
 	if err != nil {
 		return err
 	}
-	if maj != majMap {
-		return fail(ErrPayload, "payload is a %s, want a map", majNames[maj])
+	if maj != strictcbor.Map {
+		return fail(ErrPayload, "payload is a %s, want a map", strictcbor.MajorName(maj))
 	}
 	if !indef && n > 9 {
 		return fail(ErrPayload, "payload map has %d entries, only 9 fields exist", n)
@@ -175,12 +177,12 @@ func parsePayload(b []byte, p *parsed) error {
 	var seen uint16
 	for i := uint64(0); ; i++ {
 		if indef {
-			c, err := r.peek()
-			if err != nil {
-				return err
+			c, ok := r.Peek()
+			if !ok {
+				return fail(ErrCBOR, "payload map: unexpected end of data at offset %d", r.Off())
 			}
-			if c == cborBreak {
-				r.off++
+			if c == strictcbor.Break {
+				r.Head() // the break code: one byte, already seen
 				break
 			}
 		} else if i == n {
@@ -270,7 +272,7 @@ func parseField(r *reader, bit uint16, p *parsed) error {
 			return fail(ErrPayload, "certificate is %d bytes, want 1..%d", len(p.cert), maxCertSize)
 		}
 	case fCABundle:
-		n, err := r.definite(majArray, "cabundle", ErrPayload)
+		n, err := r.definite(strictcbor.Array, "cabundle", ErrPayload)
 		if err != nil {
 			return err
 		}
@@ -305,7 +307,7 @@ func parseField(r *reader, bit uint16, p *parsed) error {
 }
 
 func parsePCRs(r *reader, p *parsed) error {
-	n, err := r.definite(majMap, "pcrs", ErrPayload)
+	n, err := r.definite(strictcbor.Map, "pcrs", ErrPayload)
 	if err != nil {
 		return err
 	}
@@ -339,7 +341,7 @@ func parsePCRs(r *reader, p *parsed) error {
 // optional reads null (absent, nil) or a byte string of min..MaxAuxSize bytes
 // (present, never nil).
 func optional(r *reader, what string, min int) ([]byte, error) {
-	if r.null() {
+	if r.Null() {
 		return nil, nil
 	}
 	v, err := r.bytes(what, ErrPayload)

@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"slices"
 	"time"
+
+	"github.com/attestd/attestd/internal/strictcbor"
 )
 
 // Document is a verified attestation document. Verify returns either a
@@ -218,10 +220,10 @@ func checkSignature(key *ecdsa.PublicKey, p *parsed) error {
 	h := sha512.New384()
 	h.Write(sigStructurePrefix)
 	var head [9]byte
-	h.Write(bstrHead(head[:0], len(p.protected)))
+	h.Write(strictcbor.AppendHead(head[:0], strictcbor.Bytes, uint64(len(p.protected))))
 	h.Write(p.protected)
 	h.Write([]byte{0x40}) // external_aad = h''
-	h.Write(bstrHead(head[:0], len(p.payload)))
+	h.Write(strictcbor.AppendHead(head[:0], strictcbor.Bytes, uint64(len(p.payload))))
 	h.Write(p.payload)
 	var digest [48]byte
 	var der [2 + 2*(2+49)]byte
@@ -229,20 +231,6 @@ func checkSignature(key *ecdsa.PublicKey, p *parsed) error {
 		return fail(ErrSignature, "ES384 signature does not verify with the leaf certificate key")
 	}
 	return nil
-}
-
-// bstrHead appends the minimal CBOR byte-string head for length n.
-func bstrHead(dst []byte, n int) []byte {
-	switch {
-	case n < 24:
-		return append(dst, 0x40|byte(n))
-	case n <= 0xff:
-		return append(dst, 0x58, byte(n))
-	case n <= 0xffff:
-		return append(dst, 0x59, byte(n>>8), byte(n))
-	default:
-		return append(dst, 0x5a, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
 }
 
 // inScalarRange reports whether the big-endian v is in [1, n-1].
