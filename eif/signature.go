@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/attestd/attestd/internal/strictcbor"
 	"github.com/attestd/attestd/pcr"
 )
 
@@ -74,8 +75,8 @@ type coseSign1 struct {
 }
 
 func parseCOSESign1(b []byte) (*coseSign1, error) {
-	r := cborReader{b: b}
-	n, err := r.expect(cborArray, "COSE_Sign1")
+	r := newCBORReader(b)
+	n, err := r.expect(strictcbor.Array, "COSE_Sign1")
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +87,7 @@ func parseCOSESign1(b []byte) (*coseSign1, error) {
 	if c.protected, err = r.bytes("COSE protected header"); err != nil {
 		return nil, err
 	}
-	if n, err := r.expect(cborMap, "COSE unprotected header"); err != nil {
+	if n, err := r.expect(strictcbor.Map, "COSE unprotected header"); err != nil {
 		return nil, err
 	} else if n != 0 {
 		return nil, fmt.Errorf("COSE unprotected header has %d entries, nitro-cli writes none", n)
@@ -101,21 +102,21 @@ func parseCOSESign1(b []byte) (*coseSign1, error) {
 }
 
 func (c *coseSign1) encode() []byte {
-	b := appendHead(nil, cborArray, 4)
-	b = appendBytes(b, c.protected)
-	b = appendHead(b, cborMap, 0)
-	b = appendBytes(b, c.payload)
-	return appendBytes(b, c.signature)
+	b := strictcbor.AppendHead(nil, strictcbor.Array, 4)
+	b = strictcbor.AppendBytes(b, c.protected)
+	b = strictcbor.AppendHead(b, strictcbor.Map, 0)
+	b = strictcbor.AppendBytes(b, c.payload)
+	return strictcbor.AppendBytes(b, c.signature)
 }
 
 // digest returns the hash of the RFC 8152 Sig_structure
 // ["Signature1", protected, external_aad = h”, payload].
 func (c *coseSign1) digest(alg *coseAlg) []byte {
-	b := appendHead(nil, cborArray, 4)
-	b = appendText(b, "Signature1")
-	b = appendBytes(b, c.protected)
-	b = appendBytes(b, nil)
-	b = appendBytes(b, c.payload)
+	b := strictcbor.AppendHead(nil, strictcbor.Array, 4)
+	b = strictcbor.AppendText(b, "Signature1")
+	b = strictcbor.AppendBytes(b, c.protected)
+	b = strictcbor.AppendBytes(b, nil)
+	b = strictcbor.AppendBytes(b, c.payload)
 	h := alg.hash.New()
 	h.Write(b)
 	return h.Sum(nil)
@@ -123,35 +124,35 @@ func (c *coseSign1) digest(alg *coseAlg) []byte {
 
 // pcrInfo returns serde_cbor(PcrInfo{register_index, register_value}).
 func pcrInfo(index uint8, value []byte) []byte {
-	b := appendHead(nil, cborMap, 2)
-	b = appendText(b, "register_index")
-	b = appendHead(b, cborUint, uint64(index))
-	b = appendText(b, "register_value")
+	b := strictcbor.AppendHead(nil, strictcbor.Map, 2)
+	b = strictcbor.AppendText(b, "register_index")
+	b = strictcbor.AppendUint(b, uint64(index))
+	b = strictcbor.AppendText(b, "register_value")
 	return appendByteArray(b, value)
 }
 
 // signatureSection returns serde_cbor(vec![PcrSignature{certPEM, cose}]).
 func signatureSection(certPEM, cose []byte) []byte {
-	b := appendHead(nil, cborArray, 1)
-	b = appendHead(b, cborMap, 2)
-	b = appendText(b, "signing_certificate")
+	b := strictcbor.AppendHead(nil, strictcbor.Array, 1)
+	b = strictcbor.AppendHead(b, strictcbor.Map, 2)
+	b = strictcbor.AppendText(b, "signing_certificate")
 	b = appendByteArray(b, certPEM)
-	b = appendText(b, "signature")
+	b = strictcbor.AppendText(b, "signature")
 	return appendByteArray(b, cose)
 }
 
 // parseSignatureSection decodes the section and its certificate and COSE structure; verify
 // checks the signature.
 func parseSignatureSection(b []byte) (*Signature, error) {
-	r := cborReader{b: b}
-	n, err := r.expect(cborArray, "signature list")
+	r := newCBORReader(b)
+	n, err := r.expect(strictcbor.Array, "signature list")
 	if err != nil {
 		return nil, err
 	}
 	if n != 1 {
 		return nil, fmt.Errorf("%d PCR signatures, nitro-cli writes exactly one (PCR0)", n)
 	}
-	if n, err := r.expect(cborMap, "PcrSignature"); err != nil {
+	if n, err := r.expect(strictcbor.Map, "PcrSignature"); err != nil {
 		return nil, err
 	} else if n != 2 {
 		return nil, fmt.Errorf("PcrSignature has %d fields, want 2", n)
