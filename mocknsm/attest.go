@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/attestd/attestd/internal/strictcbor"
 	"github.com/attestd/attestd/nsm"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -115,13 +116,11 @@ func (n *NSM) attest(r decoded) []byte {
 func sigStructureDigest(payload []byte) [48]byte {
 	h := sha512.New384()
 	var head []byte
-	head = appendHead(head, majorArray, 4)
-	head = appendHead(head, majorText, uint64(len("Signature1")))
-	head = append(head, "Signature1"...)
-	head = appendHead(head, majorBytes, uint64(len(protectedES384)))
-	head = append(head, protectedES384...)
-	head = appendHead(head, majorBytes, 0) // external_aad
-	head = appendHead(head, majorBytes, uint64(len(payload)))
+	head = strictcbor.AppendHead(head, strictcbor.Array, 4)
+	head = strictcbor.AppendText(head, "Signature1")
+	head = strictcbor.AppendBytes(head, protectedES384)
+	head = strictcbor.AppendBytes(head, nil) // external_aad
+	head = strictcbor.AppendHead(head, strictcbor.Bytes, uint64(len(payload)))
 	h.Write(head)
 	h.Write(payload)
 	var d [48]byte
@@ -133,24 +132,17 @@ func sigStructureDigest(payload []byte) [48]byte {
 // untagged COSE_Sign1 [protected, {}, payload, signature], written into one buffer of the exact
 // size.
 func attestationResponse(payload, sig []byte) []byte {
-	headLen := func(n int) int {
-		var h [9]byte
-		return len(appendHead(h[:0], majorBytes, uint64(n)))
-	}
-	docLen := 1 + headLen(len(protectedES384)) + len(protectedES384) + 1 +
-		headLen(len(payload)) + len(payload) + headLen(len(sig)) + len(sig)
+	bstrLen := func(n int) int { return strictcbor.HeadSize(uint64(n)) + n }
+	docLen := 1 + bstrLen(len(protectedES384)) + 1 + bstrLen(len(payload)) + bstrLen(len(sig))
 	const prefix = "\xa1\x6bAttestation\xa1\x68document"
-	b := make([]byte, 0, len(prefix)+headLen(docLen)+docLen)
+	b := make([]byte, 0, len(prefix)+strictcbor.HeadSize(uint64(docLen))+docLen)
 	b = append(b, prefix...)
-	b = appendHead(b, majorBytes, uint64(docLen))
-	b = appendHead(b, majorArray, 4)
-	b = appendHead(b, majorBytes, uint64(len(protectedES384)))
-	b = append(b, protectedES384...)
-	b = appendHead(b, majorMap, 0) // unprotected
-	b = appendHead(b, majorBytes, uint64(len(payload)))
-	b = append(b, payload...)
-	b = appendHead(b, majorBytes, uint64(len(sig)))
-	return append(b, sig...)
+	b = strictcbor.AppendHead(b, strictcbor.Bytes, uint64(docLen))
+	b = strictcbor.AppendHead(b, strictcbor.Array, 4)
+	b = strictcbor.AppendBytes(b, protectedES384)
+	b = strictcbor.AppendHead(b, strictcbor.Map, 0) // unprotected
+	b = strictcbor.AppendBytes(b, payload)
+	return strictcbor.AppendBytes(b, sig)
 }
 
 // payload encodes the document payload for r at now and returns it with the key that must sign it.

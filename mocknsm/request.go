@@ -1,6 +1,7 @@
 package mocknsm
 
 import (
+	"github.com/attestd/attestd/internal/strictcbor"
 	"github.com/attestd/attestd/nsm"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -36,16 +37,7 @@ var reqDecMode = func() cbor.DecMode {
 	return dm
 }()
 
-// CBOR major types, from the first byte of an item.
-const (
-	majorUint  = 0
-	majorBytes = 2
-	majorText  = 3
-	majorArray = 4
-	majorMap   = 5
-	cborNull   = 0xf6
-)
-
+// major is the CBOR major type of the item raw starts with.
 func major(raw []byte) byte { return raw[0] >> 5 }
 
 // decodeRequest parses the serde_cbor form of an NSM request (nitro-specs §4.3), strictly; the package doc lists
@@ -56,7 +48,7 @@ func decodeRequest(b []byte) (decoded, nsm.ErrorCode) {
 		return decoded{}, nsm.InvalidOperation
 	}
 	switch major(b) {
-	case majorText:
+	case strictcbor.Text:
 		var name string
 		if reqDecMode.Unmarshal(b, &name) != nil {
 			return decoded{}, nsm.InvalidOperation
@@ -65,7 +57,7 @@ func decodeRequest(b []byte) (decoded, nsm.ErrorCode) {
 			return decoded{op: name}, ""
 		}
 		return decoded{}, nsm.InvalidOperation
-	case majorMap:
+	case strictcbor.Map:
 		var outer map[string]cbor.RawMessage
 		if reqDecMode.Unmarshal(b, &outer) != nil || len(outer) != 1 {
 			return decoded{}, nsm.InvalidOperation
@@ -95,7 +87,7 @@ func decodeBody(name string, body cbor.RawMessage) (decoded, nsm.ErrorCode) {
 		return decoded{}, nsm.InvalidOperation
 	}
 	var fields map[string]cbor.RawMessage
-	if major(body) != majorMap || reqDecMode.Unmarshal(body, &fields) != nil {
+	if major(body) != strictcbor.Map || reqDecMode.Unmarshal(body, &fields) != nil {
 		return decoded{}, nsm.InvalidArgument
 	}
 	for k := range fields {
@@ -133,7 +125,7 @@ func decodeBody(name string, body cbor.RawMessage) (decoded, nsm.ErrorCode) {
 
 func decodeU16(raw cbor.RawMessage) (uint16, bool) {
 	var v uint64
-	if major(raw) != majorUint || reqDecMode.Unmarshal(raw, &v) != nil || v > 0xffff {
+	if major(raw) != strictcbor.Uint || reqDecMode.Unmarshal(raw, &v) != nil || v > 0xffff {
 		return 0, false
 	}
 	return uint16(v), true
@@ -142,11 +134,11 @@ func decodeU16(raw cbor.RawMessage) (uint16, bool) {
 // decodeBytes decodes a byte string; with optional, a missing field (nil raw) or null is nil (absent). A
 // present byte string is never nil.
 func decodeBytes(raw cbor.RawMessage, optional bool) ([]byte, bool) {
-	if optional && (raw == nil || len(raw) == 1 && raw[0] == cborNull) {
+	if optional && (raw == nil || len(raw) == 1 && raw[0] == strictcbor.Null) {
 		return nil, true
 	}
 	var v []byte
-	if major(raw) != majorBytes || reqDecMode.Unmarshal(raw, &v) != nil {
+	if major(raw) != strictcbor.Bytes || reqDecMode.Unmarshal(raw, &v) != nil {
 		return nil, false
 	}
 	if v == nil {

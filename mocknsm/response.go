@@ -1,8 +1,6 @@
 package mocknsm
 
 import (
-	"encoding/binary"
-
 	"github.com/attestd/attestd/nsm"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -71,19 +69,3 @@ var (
 )
 
 func encodeError(code nsm.ErrorCode) []byte { return encode(errorResp{Code: code}) }
-
-// appendHead appends the shortest CBOR head of major type major carrying n.
-func appendHead(b []byte, major byte, n uint64) []byte {
-	major <<= 5
-	switch {
-	case n < 24:
-		return append(b, major|byte(n))
-	case n <= 0xff:
-		return append(b, major|24, byte(n))
-	case n <= 0xffff:
-		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
-	case n <= 0xffffffff:
-		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, major|27), n)
-}
