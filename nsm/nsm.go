@@ -32,6 +32,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/attestd/attestd/internal/strictcbor"
 	hfnsm "github.com/hf/nsm"
 	"github.com/hf/nsm/request"
 	"github.com/hf/nsm/response"
@@ -209,13 +210,14 @@ func encodedSize(req request.Request) int {
 		return variant("Attestation", textSize("user_data")+bytesSize(r.UserData)+
 			textSize("nonce")+bytesSize(r.Nonce)+textSize("public_key")+bytesSize(r.PublicKey))
 	case *request.ExtendPCR:
-		return variant("ExtendPCR", textSize("index")+headSize(uint64(r.Index))+textSize("data")+bytesSize(r.Data))
+		return variant("ExtendPCR", textSize("index")+strictcbor.HeadSize(uint64(r.Index))+
+			textSize("data")+bytesSize(r.Data))
 	case *request.DescribePCR:
-		return variant("DescribePCR", textSize("index")+headSize(uint64(r.Index)))
+		return variant("DescribePCR", textSize("index")+strictcbor.HeadSize(uint64(r.Index)))
 	case *request.LockPCR:
-		return variant("LockPCR", textSize("index")+headSize(uint64(r.Index)))
+		return variant("LockPCR", textSize("index")+strictcbor.HeadSize(uint64(r.Index)))
 	case *request.LockPCRs:
-		return variant("LockPCRs", textSize("range")+headSize(uint64(r.Range)))
+		return variant("LockPCRs", textSize("range")+strictcbor.HeadSize(uint64(r.Range)))
 	case *request.DescribeNSM:
 		return textSize("DescribeNSM")
 	case *request.GetRandom:
@@ -224,28 +226,14 @@ func encodedSize(req request.Request) int {
 	panic(fmt.Sprintf("nsm: no size for request %T", req))
 }
 
-// headSize is the size of a CBOR head carrying n (an unsigned integer, or a length).
-func headSize(n uint64) int {
-	switch {
-	case n < 24:
-		return 1
-	case n <= 0xff:
-		return 2
-	case n <= 0xffff:
-		return 3
-	case n <= 0xffffffff:
-		return 5
-	}
-	return 9
-}
-
-func textSize(s string) int { return headSize(uint64(len(s))) + len(s) }
+// textSize and bytesSize are the encoded sizes of a text and a byte string (a nil one is null).
+func textSize(s string) int { return strictcbor.HeadSize(uint64(len(s))) + len(s) }
 
 func bytesSize(b []byte) int {
 	if b == nil {
 		return 1 // null
 	}
-	return headSize(uint64(len(b))) + len(b)
+	return strictcbor.HeadSize(uint64(len(b))) + len(b)
 }
 
 // checkVariant turns Error(code) into *Error and rejects any response that is not exactly the variant op expects.
