@@ -50,7 +50,9 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// RequestTimeout bounds one request from the end of its frame to its result: waiting for a
 	// slot plus the service call, whose context carries this deadline (default
-	// DefaultRequestTimeout). A service that returns the context's error yields CodeUnavailable.
+	// DefaultRequestTimeout), give or take a tenth of it (at most 100 ms). Requests that start
+	// together share that context, so it is not cancelled when one of them ends. A service that
+	// returns the context's error yields CodeUnavailable.
 	RequestTimeout time.Duration
 }
 
@@ -119,6 +121,7 @@ type Server struct {
 	sem      chan struct{}
 	ctx      context.Context // cancelled by Close: the parent of every request's context
 	cancel   context.CancelFunc
+	reqCtx   atomic.Pointer[requestCtx] // the context requests starting now share (requestContext)
 
 	closing   atomic.Bool   // set (under mu) by Shutdown and Close
 	closingCh chan struct{} // closed when closing is set
@@ -238,6 +241,30 @@ func arm(at *time.Time, set func(time.Time) error, d time.Duration) {
 		*at = want
 		set(want)
 	}
+}
+
+// requestCtx is a context carrying a deadline, shared by the requests that start within its margin.
+type requestCtx struct {
+	ctx      context.Context
+	cancel   context.CancelFunc // not called early: requests may still use ctx; its deadline frees it
+	deadline time.Time
+}
+
+// requestContext returns a context whose deadline ends RequestTimeout from now, give or take a
+// margin of a tenth of RequestTimeout (at most 100 ms): requests that start within a margin of
+// each other share one context, and so one timer. Like moving a deadline (see arm), starting a
+// timer can wake the runtime's network poller on another CPU, which costs more than the rest of
+// the server's own work on a request.
+func (s *Server) requestContext() context.Context {
+	want := time.Now().Add(s.lim.RequestTimeout)
+	margin := min(s.lim.RequestTimeout/10, 100*time.Millisecond)
+	if rc := s.reqCtx.Load(); rc != nil && !rc.deadline.Before(want) && rc.deadline.Before(want.Add(margin)) {
+		return rc.ctx
+	}
+	rc := &requestCtx{deadline: want.Add(margin)}
+	rc.ctx, rc.cancel = context.WithDeadline(s.ctx, rc.deadline)
+	s.reqCtx.Store(rc) // racing callers may each store one: harmless, each ends at its deadline
+	return rc.ctx
 }
 
 // serverReadBuffer is a connection's read buffer: a typical request (an attest with a nonce of up
@@ -428,8 +455,7 @@ func (s *Server) dispatch(req request) (any, error) {
 	if e != nil {
 		return nil, e
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.lim.RequestTimeout)
-	defer cancel()
+	ctx := s.requestContext()
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():

@@ -564,3 +564,33 @@ func TestArm(t *testing.T) {
 		t.Fatalf("within half of a short timeout: %d sets", sets)
 	}
 }
+
+// TestRequestContext: requests starting together share one context whose deadline is at least
+// RequestTimeout away and at most a margin more; once that margin has passed, a new one is made.
+// Close cancels them.
+func TestRequestContext(t *testing.T) {
+	s := &Server{API: ParentAPI(newFake()), Limits: Limits{RequestTimeout: 10 * time.Second}}
+	if err := s.init(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	a := s.requestContext()
+	b := s.requestContext()
+	if a != b {
+		t.Fatal("two requests in a row got different contexts")
+	}
+	d, ok := a.Deadline()
+	if !ok || d.Before(start.Add(10*time.Second)) || d.After(time.Now().Add(10*time.Second+100*time.Millisecond)) {
+		t.Fatalf("deadline %v after start, want 10s..10.1s", d.Sub(start))
+	}
+	// A deadline that would end too early for a request starting now is not reused.
+	s.reqCtx.Store(&requestCtx{ctx: a, deadline: time.Now().Add(9 * time.Second)})
+	if c := s.requestContext(); c == a {
+		t.Fatal("a context ending too early was shared")
+	}
+	c := s.requestContext()
+	s.Close()
+	if c.Err() == nil || a.Err() == nil {
+		t.Fatal("Close did not cancel request contexts")
+	}
+}
