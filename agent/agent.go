@@ -73,6 +73,9 @@ type Config struct {
 	// PCR0 fails (a debug-mode enclave, or a PCR0 that is not locked). For
 	// development only; logged as an INSECURE warning.
 	SkipDebugCheck bool
+	// Platform is what the gates that ran before New found; describe
+	// reports it with the relaxed gates of New's own (debug, hwrng).
+	Platform Platform
 
 	// NonceMin and NonceMax bound the nonce of attest (defaults 1 and 512;
 	// NonceMax at most 512).
@@ -89,6 +92,19 @@ type Config struct {
 	// Mock marks a software NSM; describe and the log say so.
 	Mock   bool
 	Logger *slog.Logger
+}
+
+// Platform is what the start-up gates that run before New (platform.Check
+// in attestd) read, and which of them were relaxed. The caller passes the
+// values the gates saw; the agent never reads the host for them.
+type Platform struct {
+	// KernelRelease is the release the kernel gate read (uname -r).
+	KernelRelease string
+	// ClockSource is the active clock source the clock-source gate read.
+	ClockSource string
+	// SkipKernelCheck and SkipClockSourceCheck are platform.Config's: the
+	// gate was relaxed by its --insecure-skip-*-check flag.
+	SkipKernelCheck, SkipClockSourceCheck bool
 }
 
 // Agent answers the parent API (vsockrpc.ParentService) and the local API
@@ -323,7 +339,8 @@ func (a *Agent) attest(ctx context.Context, req vsockrpc.AttestRequest, userData
 }
 
 // Describe reports the agent: version, NSM module, keys (public parts),
-// entropy status, locked PCRs and nonce bounds. It makes no NSM call.
+// entropy status, locked PCRs, nonce bounds and what the start-up gates read
+// and which were relaxed. It makes no NSM call.
 func (a *Agent) Describe(context.Context) (*vsockrpc.Description, error) {
 	st := a.seeder.Status()
 	a.mu.Lock()
@@ -343,9 +360,31 @@ func (a *Agent) Describe(context.Context) (*vsockrpc.Description, error) {
 			KernelPool:  kernelPool(st),
 			LastReseed:  last,
 		},
-		PCRs:  pcrs,
-		Nonce: vsockrpc.NonceLimits{Min: uint64(a.cfg.NonceMin), Max: uint64(a.cfg.NonceMax), Required: !a.cfg.AllowNoNonce},
+		PCRs:     pcrs,
+		Nonce:    vsockrpc.NonceLimits{Min: uint64(a.cfg.NonceMin), Max: uint64(a.cfg.NonceMax), Required: !a.cfg.AllowNoNonce},
+		Platform: a.platform(),
 	}, nil
+}
+
+// platform reports the platform gates' findings and the gates relaxed, in
+// start-up order.
+func (a *Agent) platform() vsockrpc.Platform {
+	p := a.cfg.Platform
+	relaxed := []string{}
+	for _, g := range []struct {
+		name    string
+		skipped bool
+	}{
+		{vsockrpc.GateKernel, p.SkipKernelCheck},
+		{vsockrpc.GateClockSource, p.SkipClockSourceCheck},
+		{vsockrpc.GateDebug, a.cfg.SkipDebugCheck},
+		{vsockrpc.GateHWRNG, a.cfg.Entropy.SkipHWRNGCheck},
+	} {
+		if g.skipped {
+			relaxed = append(relaxed, g.name)
+		}
+	}
+	return vsockrpc.Platform{KernelRelease: p.KernelRelease, ClockSource: p.ClockSource, Relaxed: relaxed}
 }
 
 func entropySource(st entropy.Status, mock bool) string {

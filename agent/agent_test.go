@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -417,7 +418,11 @@ func TestWaitingForNSMHonoursContext(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
-	a, _, _ := newTestAgent(t, func(c *Config) { c.NonceMin, c.NonceMax = 8, 128; c.Version = "v9.9.9" })
+	a, _, _ := newTestAgent(t, func(c *Config) {
+		c.NonceMin, c.NonceMax = 8, 128
+		c.Version = "v9.9.9"
+		c.Platform = Platform{KernelRelease: "6.6.38-amzn", ClockSource: "kvm-clock"}
+	})
 	d, err := a.Describe(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -439,6 +444,53 @@ func TestDescribe(t *testing.T) {
 	if e.Source != "hwrng nsm-hwrng + NSM GetRandom" || e.SeededBytes != entropy.DefaultSeedBytes ||
 		e.KernelPool != "fed: 8192 bits credited" || e.LastReseed == 0 {
 		t.Errorf("entropy = %+v", e)
+	}
+	// Every gate enforced: an empty list, not nil (it is sent as []).
+	if p := d.Platform; p.KernelRelease != "6.6.38-amzn" || p.ClockSource != "kvm-clock" || p.Relaxed == nil || len(p.Relaxed) != 0 {
+		t.Errorf("platform = %#v", p)
+	}
+}
+
+// TestDescribeRelaxedGates: describe lists exactly the gates whose skip is
+// set, each once and in start-up order, whichever component runs the gate.
+func TestDescribeRelaxedGates(t *testing.T) {
+	sets := map[string]func(*Config){
+		vsockrpc.GateKernel:      func(c *Config) { c.Platform.SkipKernelCheck = true },
+		vsockrpc.GateClockSource: func(c *Config) { c.Platform.SkipClockSourceCheck = true },
+		vsockrpc.GateDebug:       func(c *Config) { c.SkipDebugCheck = true },
+		vsockrpc.GateHWRNG:       func(c *Config) { c.Entropy.SkipHWRNGCheck = true },
+	}
+	for name, set := range sets {
+		a, _, _ := newTestAgent(t, set)
+		d, _ := a.Describe(context.Background())
+		if !slices.Equal(d.Platform.Relaxed, []string{name}) {
+			t.Errorf("only %s relaxed: relaxed = %q", name, d.Platform.Relaxed)
+		}
+	}
+	a, _, _ := newTestAgent(t, func(c *Config) {
+		for _, set := range sets {
+			set(c)
+		}
+	})
+	d, _ := a.Describe(context.Background())
+	if want := []string{"kernel", "clocksource", "debug", "hwrng"}; !slices.Equal(d.Platform.Relaxed, want) {
+		t.Errorf("all relaxed: relaxed = %q, want %q", d.Platform.Relaxed, want)
+	}
+}
+
+// TestDescribePlatformOverTheWire: the parent reads the platform report the
+// caller injected, and the mock-mode hwrng skip, through a real client.
+func TestDescribePlatformOverTheWire(t *testing.T) {
+	s := startStack(t, func(c *Config) {
+		c.Platform = Platform{KernelRelease: "6.1.0-27-amd64", ClockSource: "tsc", SkipClockSourceCheck: true}
+	})
+	d, err := dial(t, s.parent).Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := vsockrpc.Platform{KernelRelease: "6.1.0-27-amd64", ClockSource: "tsc", Relaxed: []string{"clocksource", "hwrng"}}
+	if !reflect.DeepEqual(d.Platform, want) {
+		t.Errorf("platform = %#v, want %#v", d.Platform, want)
 	}
 }
 

@@ -279,11 +279,12 @@ func TestDecodeResults(t *testing.T) {
 				{Name: "hpke", Algorithm: "MLKEM768-X25519", PublicKey: make([]byte, 1216), Binding: "sha256"},
 				{Name: "rsa", Algorithm: "RSA-2048", PublicKey: make([]byte, 294), Binding: "spki"},
 			},
-			Entropy: Entropy{Source: "nsm-hwrng", SeededBytes: 2048, KernelPool: "fed", LastReseed: 1700000000},
-			PCRs:    map[uint16][]byte{0: pcr, 1: pcr, 16: pcr},
-			Nonce:   NonceLimits{Min: 1, Max: 512, Required: true},
+			Entropy:  Entropy{Source: "nsm-hwrng", SeededBytes: 2048, KernelPool: "fed", LastReseed: 1700000000},
+			PCRs:     map[uint16][]byte{0: pcr, 1: pcr, 16: pcr},
+			Nonce:    NonceLimits{Min: 1, Max: 512, Required: true},
+			Platform: Platform{KernelRelease: "6.6.38", ClockSource: "kvm-clock", Relaxed: []string{GateKernel, GateHWRNG}},
 		},
-		&Description{Keys: []KeyInfo{}, PCRs: map[uint16][]byte{}},
+		&Description{Keys: []KeyInfo{}, PCRs: map[uint16][]byte{}, Platform: Platform{Relaxed: []string{}}},
 		&Health{Status: "ok"},
 		&randomResult{Random: []byte{1, 2, 3}},
 		&extendResult{Value: pcr},
@@ -313,6 +314,9 @@ func TestDecodeResults(t *testing.T) {
 		{&Description{}, descriptionWith("pcrs", map[any]any{"0": []byte{1}})},                                  // text PCR index
 		{&Description{}, descriptionWith("keys", []any{map[string]any{"name": "rsa"}})},                         // key without fields
 		{&Description{}, descriptionWith("entropy", map[string]any{"source": "s", "seeded_bytes": -1, "kernel_pool": "k", "last_reseed": 0})},
+		{&Description{}, descriptionWith("platform", map[string]any{"kernel_release": "6.6.38", "clock_source": "kvm-clock", "relaxed": []any{"debug", "debug"}})}, // a gate twice
+		{&Description{}, descriptionWith("platform", map[string]any{"kernel_release": "6.6.38", "clock_source": "kvm-clock", "relaxed": []any{""}})},               // empty gate name
+		{&Description{}, descriptionWith("platform", map[string]any{"kernel_release": "6.6.38", "clock_source": "kvm-clock"})},                                     // no relaxed
 	}
 	if err := (&Description{}).decodeResult(cborOf(t, descriptionWith("module_id", "m"))); err != nil {
 		t.Fatalf("the base of the bad descriptions is refused: %v", err)
@@ -333,8 +337,9 @@ func TestDecodeResults(t *testing.T) {
 func descriptionWith(name string, v any) map[string]any {
 	d := map[string]any{
 		"agent_version": "v", "module_id": "m", "keys": []any{}, "pcrs": map[any]any{},
-		"entropy": map[string]any{"source": "s", "seeded_bytes": 0, "kernel_pool": "k", "last_reseed": 0},
-		"nonce":   map[string]any{"min": 1, "max": 2, "required": true},
+		"entropy":  map[string]any{"source": "s", "seeded_bytes": 0, "kernel_pool": "k", "last_reseed": 0},
+		"nonce":    map[string]any{"min": 1, "max": 2, "required": true},
+		"platform": map[string]any{"kernel_release": "", "clock_source": "", "relaxed": []any{}},
 	}
 	d[name] = v
 	return d

@@ -27,6 +27,7 @@ const (
 	maxMethodSize    = 64 // bytes of a method name
 	maxResultText    = 1024
 	maxResultPCRs    = 64
+	maxGateName      = 64 // bytes of a gate name in describe's platform.relaxed
 )
 
 // fields is a decoded map with text keys: its pairs in order, aliasing the input.
@@ -375,7 +376,44 @@ func (d *Description) decodeResult(raw []byte) error {
 					n.Required, err = decodeBool(raw)
 					return err
 				}})
+		}},
+		field{"platform", true, func(raw []byte) error {
+			p := &d.Platform
+			return decodeFields(raw, maxResponsePairs, maxResponseDepth,
+				textField("kernel_release", true, &p.KernelRelease, 0, maxResultText),
+				textField("clock_source", true, &p.ClockSource, 0, maxResultText),
+				field{"relaxed", true, func(raw []byte) (err error) {
+					p.Relaxed, err = decodeGates(raw)
+					return err
+				}})
 		}})
+}
+
+// decodeGates decodes describe's array of relaxed gates: distinct names of 1..maxGateName bytes.
+func decodeGates(raw []byte) ([]string, error) {
+	r := strictcbor.NewReader(raw)
+	n, err := r.Expect(strictcbor.Array)
+	if err != nil {
+		return nil, err
+	}
+	if n > maxResponsePairs {
+		return nil, fmt.Errorf("%d gates, limit %d", n, maxResponsePairs)
+	}
+	gates := make([]string, 0, n)
+	for range n {
+		g, err := r.Text()
+		if err != nil {
+			return nil, err
+		}
+		if len(g) < 1 || len(g) > maxGateName {
+			return nil, fmt.Errorf("gate name of %d bytes not in 1..%d", len(g), maxGateName)
+		}
+		if slices.Contains(gates, string(g)) {
+			return nil, fmt.Errorf("gate %q twice", g)
+		}
+		gates = append(gates, string(g))
+	}
+	return gates, r.End()
 }
 
 // decodeKeys decodes describe's array of keys.

@@ -84,6 +84,8 @@ type Description struct {
 	PCRs map[uint16][]byte `cbor:"pcrs"`
 	// Nonce states the nonce bounds the agent enforces on attest.
 	Nonce NonceLimits `cbor:"nonce"`
+	// Platform reports what the start-up gates read and which of them were relaxed.
+	Platform Platform `cbor:"platform"`
 }
 
 // KeyInfo describes one agent key.
@@ -109,6 +111,30 @@ type Entropy struct {
 	// LastReseed is the Unix time (seconds) of the last reseed; 0 if none.
 	LastReseed int64 `cbor:"last_reseed"`
 }
+
+// Platform is what the agent's start-up gates found about the platform, and which gates were relaxed.
+type Platform struct {
+	// KernelRelease is the kernel release the kernel gate read (as uname -r prints it); "" if it
+	// could not be read.
+	KernelRelease string `cbor:"kernel_release"`
+	// ClockSource is the active clock source the clock-source gate read, for example "kvm-clock";
+	// "" if it could not be read.
+	ClockSource string `cbor:"clock_source"`
+	// Relaxed names, in start-up order, the gates that were not enforced because their
+	// --insecure-skip-NAME-check flag was set (GateKernel, GateClockSource, GateDebug, GateHWRNG),
+	// whether or not they would have passed; empty when every gate was enforced. Any entry means
+	// the agent runs in a development configuration.
+	Relaxed []string `cbor:"relaxed"`
+}
+
+// Names of the start-up gates in Platform.Relaxed. attestd relaxes gate NAME with its
+// --insecure-skip-NAME-check flag.
+const (
+	GateKernel      = "kernel"      // kernel release at least 5.17.12
+	GateClockSource = "clocksource" // the hypervisor's clock source
+	GateDebug       = "debug"       // PCR0 locked and not zero: not a debug-mode enclave
+	GateHWRNG       = "hwrng"       // the kernel's active hwrng is the NSM's
+)
 
 // NonceLimits states the nonce bounds of attest.
 type NonceLimits struct {

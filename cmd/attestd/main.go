@@ -248,9 +248,22 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	// 1. The platform: kernel version and clock source, before anything is opened.
 	pcfg := o.platform
 	pcfg.Logger = log
+	report := agent.Platform{SkipKernelCheck: pcfg.SkipKernelCheck, SkipClockSourceCheck: pcfg.SkipClockSourceCheck}
+	release := pcfg.Release
+	if release == nil {
+		release = platform.Uname
+	}
+	pcfg.Release = func() (string, error) { // describe reports the release the gate read
+		r, err := release()
+		report.KernelRelease = r
+		return r, err
+	}
 	if err := platform.Check(pcfg); err != nil {
 		return err
 	}
+	// Check does not return the clock source it read: read it again for describe
+	// ("" if unreadable; a mismatch was already judged above).
+	report.ClockSource, _ = platform.CheckClockSource(pcfg.SysfsRoot, pcfg.GOARCH)
 
 	// 2. The NSM.
 	session, mock, err := openNSM(o.nsmPath)
@@ -270,6 +283,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	a, err := agent.New(ctx, agent.Config{
 		NSM:            session,
 		SkipDebugCheck: o.skipDebug,
+		Platform:       report,
 		Entropy:        ecfg,
 		Keys:           keys.Config{HPKEKEM: o.hpkeKEM},
 		NonceMin:       o.nonceMin,
