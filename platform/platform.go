@@ -350,34 +350,50 @@ type Config struct {
 	Logger *slog.Logger // default slog.Default()
 }
 
+// Report is what Check read: the kernel release and the clock source, each ""
+// when it could not be read (or was not reached).
+type Report struct {
+	KernelRelease string
+	ClockSource   string
+}
+
 // Check runs the kernel gate, then the clock-source gate, and logs each
-// result. It returns the first failure of a gate that is not skipped, a
-// *KernelError or a *ClockSourceError.
-func Check(cfg Config) error {
+// result. It returns what it read and the first failure of a gate that is not
+// skipped, a *KernelError or a *ClockSourceError.
+func Check(cfg Config) (Report, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	log = log.With("component", "platform")
+	release := cfg.Release
+	if release == nil {
+		release = Uname
+	}
 
-	v, err := CheckKernel(cfg.Release)
+	var rep Report
+	v, err := CheckKernel(func() (string, error) {
+		r, err := release()
+		rep.KernelRelease = r
+		return r, err
+	})
 	switch {
 	case err != nil && !cfg.SkipKernelCheck:
-		return err
+		return rep, err
 	case err != nil:
 		log.Warn("INSECURE: the kernel check failed and is skipped (development only)", "error", err.Error())
 	default:
 		log.Info("kernel version checked", "version", v.String(), "minimum", MinKernel.String())
 	}
 
-	cs, err := CheckClockSource(cfg.SysfsRoot, cfg.GOARCH)
+	rep.ClockSource, err = CheckClockSource(cfg.SysfsRoot, cfg.GOARCH)
 	switch {
 	case err != nil && !cfg.SkipClockSourceCheck:
-		return err
+		return rep, err
 	case err != nil:
 		log.Warn("INSECURE: the clock source check failed and is skipped (development only)", "error", err.Error())
 	default:
-		log.Info("clock source checked", "clocksource", cs)
+		log.Info("clock source checked", "clocksource", rep.ClockSource)
 	}
-	return nil
+	return rep, nil
 }

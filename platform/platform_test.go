@@ -273,13 +273,15 @@ func TestCheck(t *testing.T) {
 	for _, c := range []struct {
 		name       string
 		cfg        Config
-		wantErr    any      // nil, **KernelError or **ClockSourceError
+		wantErr    any // nil, **KernelError or **ClockSourceError
+		wantReport Report
 		wantLog    []string // substrings of the log
 		notWantLog []string
 	}{
 		{
 			name:       "all good",
 			cfg:        Config{Release: good, SysfsRoot: kvm, GOARCH: "amd64"},
+			wantReport: Report{"6.1.0-27-amd64", "kvm-clock"},
 			wantLog:    []string{`"level":"INFO","msg":"kernel version checked","component":"platform","version":"6.1.0","minimum":"5.17.12"`, `"msg":"clock source checked","component":"platform","clocksource":"kvm-clock"`},
 			notWantLog: []string{"INSECURE"},
 		},
@@ -287,6 +289,7 @@ func TestCheck(t *testing.T) {
 			name:       "old kernel: the clock is not even read",
 			cfg:        Config{Release: old, SysfsRoot: kvm, GOARCH: "amd64", SkipClockSourceCheck: true},
 			wantErr:    new(*KernelError),
+			wantReport: Report{KernelRelease: "5.10.0"},
 			notWantLog: []string{"clock source", "INSECURE"},
 		},
 		{
@@ -307,9 +310,10 @@ func TestCheck(t *testing.T) {
 			wantLog: []string{`"level":"WARN","msg":"INSECURE: the clock source check failed and is skipped (development only)","component":"platform","error":"platform: clock source is \"tsc\", want \"kvm-clock\"`},
 		},
 		{
-			name:    "both fail, both relaxed",
-			cfg:     Config{Release: old, SysfsRoot: tsc, GOARCH: "amd64", SkipKernelCheck: true, SkipClockSourceCheck: true},
-			wantLog: []string{"INSECURE: the kernel check", "INSECURE: the clock source check"},
+			name:       "both fail, both relaxed",
+			cfg:        Config{Release: old, SysfsRoot: tsc, GOARCH: "amd64", SkipKernelCheck: true, SkipClockSourceCheck: true},
+			wantReport: Report{"5.10.0", "tsc"},
+			wantLog:    []string{"INSECURE: the kernel check", "INSECURE: the clock source check"},
 		},
 		{
 			name:    "arm64",
@@ -319,7 +323,10 @@ func TestCheck(t *testing.T) {
 	} {
 		log, buf := newLog()
 		c.cfg.Logger = log
-		err := Check(c.cfg)
+		rep, err := Check(c.cfg)
+		if c.wantReport != (Report{}) && rep != c.wantReport {
+			t.Errorf("%s: report %+v, want %+v", c.name, rep, c.wantReport)
+		}
 		switch target := c.wantErr.(type) {
 		case nil:
 			if err != nil {

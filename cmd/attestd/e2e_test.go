@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,6 +269,10 @@ func TestSoftwareNSMEndToEnd(t *testing.T) {
 	if !strings.Contains(desc.Entropy.KernelPool, "kernel pool not touched: software NSM") ||
 		!strings.Contains(desc.Entropy.Source, "software NSM") || desc.Keys[0].Algorithm != "HPKE KEM 0x0020 (DHKEM(X25519, HKDF-SHA256))" {
 		t.Errorf("describe: %+v", desc)
+	}
+	// The binary reports what its gates read on this host and which flags relaxed them.
+	if p := desc.Platform; p.KernelRelease == "" || !slices.Equal(p.Relaxed, []string{"kernel", "clocksource", "hwrng"}) {
+		t.Errorf("describe platform: %+v", p)
 	}
 	fi, err := os.Stat(strings.TrimPrefix(d.local, "unix://"))
 	if err != nil || fi.Mode().Perm() != 0o600 {

@@ -248,22 +248,14 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	// 1. The platform: kernel version and clock source, before anything is opened.
 	pcfg := o.platform
 	pcfg.Logger = log
-	report := agent.Platform{SkipKernelCheck: pcfg.SkipKernelCheck, SkipClockSourceCheck: pcfg.SkipClockSourceCheck}
-	release := pcfg.Release
-	if release == nil {
-		release = platform.Uname
-	}
-	pcfg.Release = func() (string, error) { // describe reports the release the gate read
-		r, err := release()
-		report.KernelRelease = r
-		return r, err
-	}
-	if err := platform.Check(pcfg); err != nil {
+	read, err := platform.Check(pcfg)
+	if err != nil {
 		return err
 	}
-	// Check does not return the clock source it read: read it again for describe
-	// ("" if unreadable; a mismatch was already judged above).
-	report.ClockSource, _ = platform.CheckClockSource(pcfg.SysfsRoot, pcfg.GOARCH)
+	report := agent.Platform{ // describe reports what the gates read
+		KernelRelease: read.KernelRelease, ClockSource: read.ClockSource,
+		SkipKernelCheck: pcfg.SkipKernelCheck, SkipClockSourceCheck: pcfg.SkipClockSourceCheck,
+	}
 
 	// 2. The NSM.
 	session, mock, err := openNSM(o.nsmPath)
