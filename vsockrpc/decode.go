@@ -65,23 +65,34 @@ func (f fields) firstUnknown(known ...string) string {
 	return string(first)
 }
 
-// one reads raw, which must be exactly one item, with read.
-func one[T any](raw []byte, read func(*strictcbor.Reader) (T, error)) (T, error) {
+// The scalar decoders read raw, which must be exactly one item. Each keeps its Reader on the stack
+// (a Reader passed to a function value would be moved to the heap, one allocation per field).
+
+func decodeUint(raw []byte) (uint64, error) {
 	r := strictcbor.NewReader(raw)
-	v, err := read(&r)
+	n, err := r.Uint()
+	if err == nil {
+		err = r.End()
+	}
+	return n, err
+}
+
+func decodeBool(raw []byte) (bool, error) {
+	r := strictcbor.NewReader(raw)
+	v, err := r.Bool()
 	if err == nil {
 		err = r.End()
 	}
 	return v, err
 }
 
-func decodeUint(raw []byte) (uint64, error) { return one(raw, (*strictcbor.Reader).Uint) }
-
-func decodeBool(raw []byte) (bool, error) { return one(raw, (*strictcbor.Reader).Bool) }
-
 // decodeText decodes a text string of min..max bytes.
 func decodeText(raw []byte, min, max int) (string, error) {
-	s, err := one(raw, (*strictcbor.Reader).Text)
+	r := strictcbor.NewReader(raw)
+	s, err := r.Text()
+	if err == nil {
+		err = r.End()
+	}
 	if err != nil {
 		return "", err
 	}
@@ -93,7 +104,11 @@ func decodeText(raw []byte, min, max int) (string, error) {
 
 // decodeBytes decodes a byte string of at most max bytes into a copy; an empty one decodes to nil.
 func decodeBytes(raw []byte, max int) ([]byte, error) {
-	b, err := one(raw, (*strictcbor.Reader).Bytes)
+	r := strictcbor.NewReader(raw)
+	b, err := r.Bytes()
+	if err == nil {
+		err = r.End()
+	}
 	switch {
 	case err != nil:
 		return nil, err
