@@ -322,7 +322,9 @@ func (a *Agent) attest(ctx context.Context, req vsockrpc.AttestRequest, userData
 	if err != nil {
 		return nil, vsockrpc.Errorf(vsockrpc.CodeUnknownKey, "no key %q (have %s, %s)", req.Key, keys.HPKE, keys.RSA)
 	}
-	a.log.Debug("attest", "key", k.Name(), "nonce_bytes", len(req.Nonce), "user_data_bytes", len(userData))
+	if a.log.Enabled(ctx, slog.LevelDebug) { // the arguments are boxed, and allocated, before Debug could say no
+		a.log.Debug("attest", "key", k.Name(), "nonce_bytes", len(req.Nonce), "user_data_bytes", len(userData))
+	}
 	var doc []byte
 	err = a.withNSM(ctx, func(ctx context.Context) (err error) {
 		doc, err = a.nsm.Attestation(ctx, nsm.AttestationRequest{
