@@ -60,14 +60,21 @@ type agentFlags struct {
 	json    bool
 }
 
+// The flags every command that talks to attestd shares (fetch, describe, health).
+const (
+	addrUsage           = "attestd's parent API `ADDR`: vsock://CID:PORT, unix:///PATH or tcp://HOST:PORT (required)"
+	timeoutUsage        = "give up on the agent after this `DURATION`"
+	defaultAgentTimeout = 10 * time.Second
+)
+
 // parseAgentFlags parses the flags of the command name, which takes no
 // arguments; usage is its help text.
 func parseAgentFlags(name, usage string, args []string, stderr io.Writer) (*agentFlags, error) {
 	f := &agentFlags{}
 	fs := flag.NewFlagSet("attest "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.addr, "addr", "", "attestd's parent API `ADDR`: vsock://CID:PORT, unix:///PATH or tcp://HOST:PORT (required)")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on the agent after this `DURATION`")
+	fs.StringVar(&f.addr, "addr", "", addrUsage)
+	fs.DurationVar(&f.timeout, "timeout", defaultAgentTimeout, timeoutUsage)
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/keys"
@@ -42,10 +41,10 @@ flags:
 func runFetch(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("attest fetch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "attestd's parent API `ADDR`: vsock://CID:PORT, unix:///PATH or tcp://HOST:PORT (required)")
+	addr := fs.String("addr", "", addrUsage)
 	key := fs.String("key", keys.HPKE, "the agent key the document binds: hpke or rsa")
 	out := fs.String("out", "", "write the raw verified document (COSE_Sign1 bytes) to `FILE`")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up on the agent after this `DURATION`")
+	timeout := fs.Duration("timeout", defaultAgentTimeout, timeoutUsage)
 	vf := addVerifyFlags(fs)
 	fs.Lookup("nonce").Usage = "the nonce to send and require: `HEX`, or random (32 fresh random bytes, the default)"
 	fs.Usage = func() {
