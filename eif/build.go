@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"strings"
@@ -71,7 +70,8 @@ func Build(w io.WriterAt, in BuildInput) (*Image, error) {
 
 	b := &builder{w: w, off: HeaderSize, buf: make([]byte, chunkSize)}
 	all, app := sha512.New384(), sha512.New384()
-	if err := b.section(SectionKernel, in.Kernel, all); err != nil {
+	var kernel kernelReader
+	if err := b.section(SectionKernel, in.Kernel, all, &kernel); err != nil {
 		return nil, err
 	}
 	if sz := b.sections[0].Size; sz == 0 {
@@ -88,7 +88,7 @@ func Build(w io.WriterAt, in BuildInput) (*Image, error) {
 		if rd == nil {
 			return nil, fmt.Errorf("eif: build: ramdisk %d is nil", i)
 		}
-		hashers := []hash.Hash{all}
+		hashers := []io.Writer{all}
 		if i > 0 {
 			hashers = append(hashers, app)
 		}
@@ -103,7 +103,7 @@ func Build(w io.WriterAt, in BuildInput) (*Image, error) {
 		PCR0: pcr.FromZero(all.Sum(nil)),
 		PCR1: pcr.FromZero(bootstrap),
 		PCR2: pcr.FromZero(app.Sum(nil)),
-	}}
+	}, Kernel: kernel.result()}
 	if in.Signer != nil {
 		sec, err := in.Signer.sign(img.Measurements.PCR0)
 		if err != nil {
@@ -177,9 +177,10 @@ type builder struct {
 	sections []Section
 }
 
-// section copies src into the data of a new section, feeding the hashers, then writes the
-// section header in front of it (its size is known only at the end of src).
-func (b *builder) section(t SectionType, src io.Reader, hashers ...hash.Hash) error {
+// section copies src into the data of a new section, feeding the sinks (hashes, the kernel
+// reader), then writes the section header in front of it (its size is known only at the end
+// of src). The sinks do not fail.
+func (b *builder) section(t SectionType, src io.Reader, sinks ...io.Writer) error {
 	start := b.off + SectionHeaderSize
 	pos := start
 	dataCRC := uint32(0)
@@ -190,8 +191,8 @@ func (b *builder) section(t SectionType, src io.Reader, hashers ...hash.Hash) er
 			if _, werr := b.w.WriteAt(p, pos); werr != nil {
 				return fmt.Errorf("eif: build: write %s: %w", t, werr)
 			}
-			for _, h := range hashers {
-				h.Write(p)
+			for _, w := range sinks {
+				w.Write(p)
 			}
 			dataCRC = crc32.Update(dataCRC, crc32.IEEETable, p)
 			pos += int64(n)

@@ -12,7 +12,8 @@ import (
 	"github.com/attestd/attestd/pcr"
 )
 
-// Description is the JSON object `nitro-cli describe-eif` prints, field for field.
+// Description is the JSON object `nitro-cli describe-eif` prints, field for field, followed
+// by attestd's one addition, Kernel.
 type Description struct {
 	EifVersion         uint16
 	Measurements       DescribedMeasurements
@@ -23,6 +24,10 @@ type Description struct {
 	ImageName          *string            `json:",omitempty"`
 	ImageVersion       *string            `json:",omitempty"`
 	Metadata           *DescribedMetadata `json:",omitempty"`
+	// Kernel is not in nitro-cli's object: the format and release the kernel section itself
+	// declares (ReadKernel), {"Format": "bzImage", "Release": "6.6.52"}; Release is "" when
+	// unknown.
+	Kernel Kernel
 }
 
 // DescribedMeasurements are the PCRs as lowercase hex, with nitro-cli's HashAlgorithm string
@@ -69,6 +74,7 @@ func Describe(img *Image) *Description {
 			PCR2:          pcr.Hex(m.PCR2),
 		},
 		CheckCRC: true,
+		Kernel:   img.Kernel,
 	}
 	if img.Signature != nil {
 		ok := true

@@ -15,7 +15,7 @@
 // [Build] writes an EIF the way nitro-cli's builder lays it out (header, kernel at 548,
 // cmdline, metadata, ramdisks, signature), optionally signed, so that tests and reproducible
 // pipelines can make images without nitro-cli. [Describe] renders the `nitro-cli describe-eif`
-// JSON.
+// JSON. Both also read the kernel's release from the kernel section ([ReadKernel]).
 //
 // Strictness (beyond what nitro-cli's reader enforces; see docs/eif.md): versions 2 to 4
 // only; reserved header fields and unknown flag bits must be zero; the sections walked from
@@ -139,6 +139,8 @@ type Image struct {
 	Metadata *Metadata
 	// Signature is the verified signature section, nil for unsigned images.
 	Signature *Signature
+	// Kernel is what the kernel section says about itself (see ReadKernel).
+	Kernel Kernel
 }
 
 // Signed reports whether the image carries a (verified) signature section.

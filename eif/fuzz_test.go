@@ -43,6 +43,36 @@ func check(t *testing.T, b []byte) {
 	if _, err := Describe(img).JSON(); err != nil {
 		t.Fatalf("describe: %v", err)
 	}
+	// What the pass read from the kernel section as it streamed is what the whole section says.
+	k := img.Sections[0]
+	if want := ReadKernel(b[k.DataOffset() : k.DataOffset()+k.Size]); img.Kernel != want {
+		t.Fatalf("Parse read the kernel as %+v, ReadKernel as %+v", img.Kernel, want)
+	}
+}
+
+// FuzzKernel: ReadKernel never panics, reports only a well-formed release, and gives the same
+// answer when the section is streamed in pieces (of 1 to 256 bytes, from step) as in one go.
+// The seed corpus in testdata/fuzz/FuzzKernel holds synthetic bzImages (4.14, 6.6, a zero
+// pointer, a string without NUL) and arm64 Images (one banner, two conflicting banners).
+func FuzzKernel(f *testing.F) {
+	f.Fuzz(func(t *testing.T, section []byte, step uint8) {
+		k := ReadKernel(section)
+		switch k.Format {
+		case KernelBzImage, KernelArm64Image:
+		case KernelUnknown:
+			if k.Release != "" {
+				t.Fatalf("release %q of an unknown format", k.Release)
+			}
+		default:
+			t.Fatalf("format %q", k.Format)
+		}
+		if k.Release != "" && !validRelease([]byte(k.Release)) {
+			t.Fatalf("invalid release %q", k.Release)
+		}
+		if got := writeInPieces(section, int(step)+1, 1, int(step)/3+1); got != k {
+			t.Fatalf("in pieces: %+v, in one go: %+v", got, k)
+		}
+	})
 }
 
 // FuzzMetadata: ParseMetadata never panics, and what it accepts re-encodes (as the builder

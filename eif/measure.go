@@ -37,11 +37,12 @@ type chunk struct {
 }
 
 // measured is what one pass over the file yields: inner digests (before the PCR extend),
-// the CRC, and the two small sections.
+// the CRC, the two small sections and what the kernel section says about itself.
 type measured struct {
 	pcr0, pcr1, pcr2    []byte
 	crc                 uint32
 	metadata, signature []byte
+	kernel              Kernel
 }
 
 // hasher hashes the bytes of the chunks it is fed that fall in its spans; chunks come in
@@ -170,13 +171,15 @@ func (c *consumer) feed(src source, ch *chunk) (err error) {
 // where the first ramdisk ends (SHA-384 of a prefix is the state of the longer hash at that
 // point, so the bootstrap bytes need no second hashing); one hashes the application
 // ramdisks (PCR2); the calling goroutine reads, checks that the header and section headers
-// are still the bytes walk validated, computes the CRC and copies the metadata and signature
-// sections.
+// are still the bytes walk validated, computes the CRC, copies the metadata and signature
+// sections and feeds the kernel section to a kernelReader.
 func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Section, rawHeaders [][SectionHeaderSize]byte) (res *measured, err error) {
 	var all, app []span
 	fixed := []fixedRange{{0, header[:]}} // bytes already read and validated, which must not change
 	res = &measured{}
 	var metaAt, sigAt int64
+	var kernel kernelReader
+	kernelAt, kernelEnd := sections[0].DataOffset(), sections[0].DataOffset()+sections[0].Size // checkLayout: first
 	ramdisk := 0
 	for i, s := range sections {
 		fixed = append(fixed, fixedRange{s.Offset, rawHeaders[i][:]})
@@ -267,6 +270,9 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 		}
 		copyRange(res.metadata, metaAt, off, buf)
 		copyRange(res.signature, sigAt, off, buf)
+		if lo, hi := max(kernelAt, off), min(kernelEnd, end); lo < hi {
+			kernel.Write(buf[lo-off : hi-off])
+		}
 		off = end
 	}
 	stop()
@@ -281,6 +287,7 @@ func measure(r io.ReaderAt, size int64, header *[HeaderSize]byte, sections []Sec
 		return nil, errorf(ErrChanged, size, "the file grew")
 	}
 	res.crc = crc
+	res.kernel = kernel.result()
 	image, application := consumers[0].h, consumers[1].h
 	res.pcr0, res.pcr1, res.pcr2 = image.sum, image.marked, application.sum
 	return res, nil

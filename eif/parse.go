@@ -71,6 +71,7 @@ func Parse(r io.ReaderAt, size int64) (*Image, error) {
 			PCR1: pcr.FromZero(res.pcr1),
 			PCR2: pcr.FromZero(res.pcr2),
 		},
+		Kernel: res.kernel,
 	}
 	for _, s := range sections {
 		switch s.Type {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/attestd/attestd/eif"
 	"github.com/attestd/attestd/pcr"
+	"github.com/attestd/attestd/platform"
 )
 
 func init() {
@@ -27,8 +28,13 @@ const eifUsage = `usage: attest eif describe FILE [--json] [--policy OUT.json]
                         [--signing-key KEY.pem --signing-cert CERT.pem] --output FILE [--json]
 
 describe checks an EIF strictly (layout, CRC, signature) and prints its PCRs; --json prints
-the nitro-cli describe-eif object; --policy writes a PCR policy file for attest verify.
+the nitro-cli describe-eif object, then "Kernel" and "AttestdKernelCheck"; --policy writes a
+PCR policy file for attest verify.
 build writes an EIF the way nitro-cli lays it out and prints its PCRs.
+
+Both read the kernel's release from the kernel section (bzImage setup header, arm64 Image
+banner) and warn when attestd's start-up check would refuse it (too old). The warning is
+advice, not a verdict: describe exits 0 for any image that parses, whatever its kernel.
 `
 
 func runEIF(args []string, stdout, stderr io.Writer) error {
@@ -76,15 +82,61 @@ func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *jsonOut {
-		out, err := eif.Describe(img).JSON()
-		if err != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // as nitro-cli prints it (eif.Description.JSON)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(eifDescribeJSON{eif.Describe(img), eifCheckKernel(img.Kernel)}); err != nil {
 			return err
 		}
-		_, err = stdout.Write(out)
+		_, err = stdout.Write(buf.Bytes())
 		return err
 	}
 	eifPrint(stdout, pos[0], img, time.Now())
 	return nil
+}
+
+// eifDescribeJSON is describe --json: nitro-cli's describe-eif object with eif's Kernel, then
+// attestd's verdict on that kernel.
+type eifDescribeJSON struct {
+	*eif.Description
+	AttestdKernelCheck eifKernelCheck
+}
+
+// Results of eifKernelCheck.
+const (
+	kernelOK          = "ok"          // at least platform.MinKernel
+	kernelTooOld      = "too-old"     // older: attestd refuses to start
+	kernelUnparseable = "unparseable" // attestd cannot parse the release: it refuses to start
+	kernelUnknown     = "unknown"     // no release found: attestd decides at start-up
+)
+
+// eifKernelCheck is attestd's start-up kernel gate (platform.CheckKernel) applied ahead of
+// time to the release the image's kernel declares, so that an image attestd will refuse is
+// noticed when it is built, not when it boots.
+type eifKernelCheck struct {
+	Minimum string // platform.MinKernel
+	Result  string // kernelOK, kernelTooOld, kernelUnparseable or kernelUnknown
+	Refuses bool   // attestd will refuse to start on this kernel
+	Detail  string `json:"-"` // why, for the text output
+}
+
+func eifCheckKernel(k eif.Kernel) eifKernelCheck {
+	c := eifKernelCheck{Minimum: platform.MinKernel.String(), Result: kernelUnknown}
+	if k.Release == "" {
+		return c
+	}
+	v, err := platform.ParseRelease(k.Release)
+	switch {
+	case err != nil:
+		c.Result, c.Refuses, c.Detail = kernelUnparseable, true, fmt.Sprintf("it cannot parse the release (%v)", err)
+	case v.Compare(platform.MinKernel) < 0:
+		c.Result, c.Refuses, c.Detail = kernelTooOld, true,
+			fmt.Sprintf("kernel %s is older than %s, the first with the reworked random subsystem", v, platform.MinKernel)
+	default:
+		c.Result = kernelOK
+	}
+	return c
 }
 
 // eifPCRPolicy measures path if it is an EIF (it starts with the magic ".eif") and returns
@@ -137,6 +189,15 @@ func eifPrint(w io.Writer, name string, img *eif.Image, now time.Time) {
 	fmt.Fprintf(w, "file          %s\n", name)
 	fmt.Fprintf(w, "format        EIF version %d, %s, %d sections, CRC %08x ok\n", h.Version, h.Arch(), h.NumSections, h.CRC32)
 	fmt.Fprintf(w, "defaults      %d MiB memory, %d CPUs\n", h.DefaultMemory>>20, h.DefaultCPUs)
+	check := eifCheckKernel(img.Kernel)
+	switch k := img.Kernel; check.Result {
+	case kernelUnknown:
+		fmt.Fprintf(w, "kernel        %s format, release unknown (attestd checks it at start-up: it needs %s or later)\n", k.Format, check.Minimum)
+	case kernelOK:
+		fmt.Fprintf(w, "kernel        %s, release %s (attestd needs %s or later: ok)\n", k.Format, k.Release, check.Minimum)
+	default:
+		fmt.Fprintf(w, "kernel        %s, release %s (attestd needs %s or later: REFUSED)\n", k.Format, k.Release, check.Minimum)
+	}
 	if md := img.Metadata; md != nil {
 		b := md.BuildMetadata
 		fmt.Fprintf(w, "image         %s %s (built %s with %s %s; %s %s)\n", md.ImageName, md.ImageVersion,
@@ -163,6 +224,10 @@ func eifPrint(w io.Writer, name string, img *eif.Image, now time.Time) {
 	fmt.Fprintf(w, "sections\n")
 	for _, s := range img.Sections {
 		fmt.Fprintf(w, "  %-10s  at %-10d %d bytes\n", s.Type, s.Offset, s.Size)
+	}
+	if check.Refuses {
+		// Last, where a build log ends.
+		fmt.Fprintf(w, "WARNING: attestd will refuse to start on this image's kernel: %s; build the EIF with a newer kernel (docs/enclave-image.md, \"The enclave kernel\")\n", check.Detail)
 	}
 }
 
