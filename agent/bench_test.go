@@ -35,7 +35,8 @@ func cpuTime(b *testing.B) time.Duration {
 // floor-session is that socket serving through nsm.Session's Attestation (the
 // request encoding and response decoding hf/nsm does around the real ioctl,
 // which the in-process device repeats). The four are interleaved in the same
-// run so that machine load affects them alike. It reports wall time per
+// run, in an order that rotates every operation, so that machine load (and
+// the garbage one arm leaves to the next) affects them alike. It reports wall time per
 // operation of each, the ratios roundtrip/nsm (the target is <= 1.10),
 // floor/nsm, floor-session/nsm and roundtrip/floor, and the process CPU time
 // of the round trip against the NSM's (cpu-roundtrip/nsm; other processes'
@@ -61,32 +62,46 @@ func BenchmarkAttest(b *testing.B) {
 		return doc
 	})
 	nsmReq := nsmrequest.Attestation{Nonce: nonce, PublicKey: k.DocumentPublicKey()}
+	var raw []byte
 	var wallNSM, wallFloor, wallFloorSession, wallRT, cpuNSM, cpuRT time.Duration
+	// timed runs f and adds its wall time to *wall, and its CPU time to *cpu if cpu is not nil.
+	timed := func(wall, cpu *time.Duration, f func()) func() {
+		return func() {
+			var c0 time.Duration
+			if cpu != nil {
+				c0 = cpuTime(b)
+			}
+			t0 := time.Now()
+			f()
+			*wall += time.Since(t0)
+			if cpu != nil {
+				*cpu += cpuTime(b) - c0
+			}
+		}
+	}
+	arms := []func(){
+		timed(&wallNSM, &cpuNSM, func() {
+			if _, errno := s.mock.Process(raw); errno != 0 {
+				b.Fatal(errno)
+			}
+		}),
+		timed(&wallRT, &cpuRT, func() {
+			if _, err := c.Attest(ctx, nonce, "rsa"); err != nil {
+				b.Fatal(err)
+			}
+		}),
+		timed(&wallFloor, nil, func() { floor(raw) }),
+		timed(&wallFloorSession, nil, func() { floorSession(raw) }),
+	}
 	n := 0
 	for b.Loop() {
 		nonce[0]++
-		raw, err := cbor.Marshal(nsmReq.Encoded()) // as nsm.Session sends it; not timed
-		if err != nil {
+		if raw, err = cbor.Marshal(nsmReq.Encoded()); err != nil { // as nsm.Session sends it; not timed
 			b.Fatal(err)
 		}
-		c0, t0 := cpuTime(b), time.Now()
-		if _, errno := s.mock.Process(raw); errno != 0 {
-			b.Fatal(errno)
+		for i := range arms { // each arm follows each other arm equally often
+			arms[(n+i)%len(arms)]()
 		}
-		c1, t1 := cpuTime(b), time.Now()
-		if _, err := c.Attest(ctx, nonce, "rsa"); err != nil {
-			b.Fatal(err)
-		}
-		c2, t2 := cpuTime(b), time.Now()
-		floor(raw)
-		t3 := time.Now()
-		floorSession(raw)
-		wallFloorSession += time.Since(t3)
-		wallFloor += t3.Sub(t2)
-		wallNSM += t1.Sub(t0)
-		wallRT += t2.Sub(t1)
-		cpuNSM += c1 - c0
-		cpuRT += c2 - c1
 		n++
 	}
 	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / float64(n) }
