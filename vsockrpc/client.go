@@ -205,7 +205,7 @@ func (c *Client) callOnce(ctx context.Context, method string, params any, out re
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	cc, err := c.conn(ctx)
+	cc, err := c.conn(ctx, !retrySafe[method])
 	if err != nil {
 		return false, err
 	}
@@ -244,8 +244,11 @@ func (t target) decode(result []byte) error {
 	return nil
 }
 
-// conn returns a working connection, redialing if the last one broke.
-func (c *Client) conn(ctx context.Context) (*clientConn, error) {
+// conn returns a working connection, redialing if the last one broke. With probe, a connection
+// nobody is using is first checked for the server having closed it (a system call). A call that is
+// safe to repeat skips the check: on such a connection it fails with ErrConnectionLost and is sent
+// again on a new one (see call), which costs less than checking before every call.
+func (c *Client) conn(ctx context.Context, probe bool) (*clientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -254,7 +257,7 @@ func (c *Client) conn(ctx context.Context) (*clientConn, error) {
 	if c.dial == nil {
 		return c.cc, nil // register reports a broken connection's error
 	}
-	if c.cc.broken() == nil && !c.cc.closedWhileIdle() {
+	if c.cc.broken() == nil && !(probe && c.cc.closedWhileIdle()) {
 		return c.cc, nil
 	}
 	nc, err := c.dial(ctx)

@@ -109,26 +109,41 @@ func TestClientResponseLimit(t *testing.T) {
 	}
 }
 
-// TestClientRedial: after the server closes an idle connection, the next call redials.
+// TestClientRedial: after the server closes an idle connection, the next call redials and
+// succeeds: a retry-safe call (health) by being sent again on a new connection, a call that is
+// not (extend_pcr) because the client checks an idle connection before sending it.
 func TestClientRedial(t *testing.T) {
-	_, addr := startUnix(t, LocalAPI(newFake()), Limits{IdleTimeout: 20 * time.Millisecond})
-	c := dialT(t, addr)
-	ctx := testCtx(t)
-	if _, err := c.Health(ctx); err != nil {
-		t.Fatal(err)
-	}
-	first := c.cc
-	for !peerClosed(first.nc) { // the server's idle timeout closes it
-		if ctx.Err() != nil {
-			t.Fatal("idle connection never closed")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if _, err := c.Health(ctx); err != nil {
-		t.Fatalf("after the idle close: %v", err)
-	}
-	if c.cc == first {
-		t.Fatal("no redial")
+	for _, c := range []struct {
+		name string
+		call func(context.Context, *Client) error
+	}{
+		{"retry-safe", func(ctx context.Context, c *Client) error { _, err := c.Health(ctx); return err }},
+		{"not retry-safe", func(ctx context.Context, c *Client) error {
+			_, err := c.ExtendPCR(ctx, 16, []byte("x"))
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, addr := startUnix(t, LocalAPI(newFake()), Limits{IdleTimeout: 20 * time.Millisecond})
+			cl := dialT(t, addr)
+			ctx := testCtx(t)
+			if _, err := cl.Health(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first := cl.cc
+			for !peerClosed(first.nc) { // the server's idle timeout closes it
+				if ctx.Err() != nil {
+					t.Fatal("idle connection never closed")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := c.call(ctx, cl); err != nil {
+				t.Fatalf("after the idle close: %v", err)
+			}
+			if cl.cc == first {
+				t.Fatal("no redial")
+			}
+		})
 	}
 }
 
