@@ -27,7 +27,7 @@ type API struct {
 // method decodes and checks a request's params, then calls the service.
 type method struct {
 	decode func(params []byte) (any, *Error)
-	call   func(ctx context.Context, params any) (any, error)
+	call   func(ctx context.Context, params any) (encoder, error)
 }
 
 // ParentAPI returns the parent API (attest, describe, health) answered by svc. attest accepts only
@@ -37,7 +37,7 @@ func ParentAPI(svc ParentService) *API {
 	a.addCommon(svc)
 	a.methods[MethodAttest] = method{
 		decode: func(raw []byte) (any, *Error) { return decodeAttest(raw, false) },
-		call: func(ctx context.Context, p any) (any, error) {
+		call: func(ctx context.Context, p any) (encoder, error) {
 			ap := p.(attestParams)
 			return checkAttest(svc.Attest(ctx, AttestRequest{Nonce: ap.Nonce, Key: ap.Key}))
 		},
@@ -53,7 +53,7 @@ func LocalAPI(svc LocalService) *API {
 	a.addCommon(svc)
 	a.methods[MethodAttest] = method{
 		decode: func(raw []byte) (any, *Error) { return decodeAttest(raw, true) },
-		call: func(ctx context.Context, p any) (any, error) {
+		call: func(ctx context.Context, p any) (encoder, error) {
 			ap := p.(attestParams)
 			return checkAttest(svc.AttestLocal(ctx, LocalAttestRequest{
 				AttestRequest: AttestRequest{Nonce: ap.Nonce, Key: ap.Key},
@@ -70,7 +70,7 @@ func LocalAPI(svc LocalService) *API {
 			}})
 			return p, e
 		},
-		call: func(ctx context.Context, p any) (any, error) {
+		call: func(ctx context.Context, p any) (encoder, error) {
 			return emptyResult{}, svc.SetUserData(ctx, p.(userDataParams).UserData)
 		},
 	}
@@ -88,7 +88,7 @@ func LocalAPI(svc LocalService) *API {
 			}})
 			return p, e
 		},
-		call: func(ctx context.Context, p any) (any, error) {
+		call: func(ctx context.Context, p any) (encoder, error) {
 			n := int(p.(randomParams).N)
 			b, err := svc.Random(ctx, n)
 			if err != nil {
@@ -116,7 +116,7 @@ func LocalAPI(svc LocalService) *API {
 				}})
 			return p, e
 		},
-		call: func(ctx context.Context, p any) (any, error) {
+		call: func(ctx context.Context, p any) (encoder, error) {
 			ep := p.(extendParams)
 			v, err := svc.ExtendPCR(ctx, uint16(ep.Index), ep.Data)
 			if err != nil {
@@ -135,7 +135,7 @@ func LocalAPI(svc LocalService) *API {
 				field{"index", true, func(r []byte) error { return decodePCRIndex(r, &p.Index) }})
 			return p, e
 		},
-		call: func(ctx context.Context, p any) (any, error) {
+		call: func(ctx context.Context, p any) (encoder, error) {
 			return emptyResult{}, svc.LockPCR(ctx, uint16(p.(lockParams).Index))
 		},
 	}
@@ -146,7 +146,7 @@ func (a *API) addCommon(svc ParentService) {
 	none := func(raw []byte) (any, *Error) { return noParams{}, decodeParams(raw, nil) }
 	a.methods[MethodDescribe] = method{
 		decode: none,
-		call: func(ctx context.Context, _ any) (any, error) {
+		call: func(ctx context.Context, _ any) (encoder, error) {
 			d, err := svc.Describe(ctx)
 			if err == nil && d == nil {
 				err = errors.New("vsockrpc: Describe returned nil")
@@ -156,7 +156,7 @@ func (a *API) addCommon(svc ParentService) {
 	}
 	a.methods[MethodHealth] = method{
 		decode: none,
-		call: func(ctx context.Context, _ any) (any, error) {
+		call: func(ctx context.Context, _ any) (encoder, error) {
 			h, err := svc.Health(ctx)
 			if err == nil && (h == nil || h.Status == "") {
 				err = errors.New("vsockrpc: Health returned no status")
@@ -204,7 +204,7 @@ func decodePCRIndex(raw []byte, dst *uint64) (err error) {
 	return nil
 }
 
-func checkAttest(r *AttestResult, err error) (any, error) {
+func checkAttest(r *AttestResult, err error) (encoder, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 
 // callRaw sends a request with arbitrary params through the client.
 func callRaw(c *Client, method string, params map[string]any) error {
-	return c.call(context.Background(), method, params, anyResult{})
+	return c.call(context.Background(), method, anyValue{params}, anyResult{})
 }
 
 // anyResult accepts any well-formed result map.

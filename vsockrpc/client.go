@@ -191,7 +191,7 @@ var retrySafe = map[string]bool{
 // call sends one request and decodes its result into out. If the request is lost with a
 // connection that had already served responses (typically one the server closed as idle just as
 // the request went out) and the method is retry-safe, it is sent once more on a new connection.
-func (c *Client) call(ctx context.Context, method string, params any, out resultDecoder) error {
+func (c *Client) call(ctx context.Context, method string, params encoder, out resultDecoder) error {
 	reused, err := c.callOnce(ctx, method, params, out)
 	if err != nil && reused && c.dial != nil && retrySafe[method] && ctx.Err() == nil &&
 		errors.Is(err, ErrConnectionLost) {
@@ -201,7 +201,7 @@ func (c *Client) call(ctx context.Context, method string, params any, out result
 }
 
 // callOnce makes one attempt; reused reports whether the connection had served responses before.
-func (c *Client) callOnce(ctx context.Context, method string, params any, out resultDecoder) (reused bool, err error) {
+func (c *Client) callOnce(ctx context.Context, method string, params encoder, out resultDecoder) (reused bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}

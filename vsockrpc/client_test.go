@@ -305,10 +305,7 @@ func TestDecodeResults(t *testing.T) {
 		&extendResult{Value: pcr},
 		&emptyResult{},
 	} {
-		enc, err := encMode.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
+		enc := encodeChecked(t, v.(encoder))
 		got := reflect.New(reflect.TypeOf(v).Elem()).Interface().(resultDecoder)
 		if err := got.decodeResult(enc); err != nil || !reflect.DeepEqual(got, v) {
 			t.Errorf("%T: decoded %#v, %v; want %#v", v, got, err, v)

@@ -50,7 +50,7 @@ func readID(t *testing.T, nc net.Conn) uint64 {
 
 // healthFrame is the frame of a health response to id.
 func healthFrame(t *testing.T, id uint64) []byte {
-	buf, err := encodeFrame(response{V: Version, ID: &id, Result: Health{Status: "ok"}})
+	buf, err := encodeFrame(response{V: Version, ID: &id, Result: &Health{Status: "ok"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -352,7 +352,7 @@ func (s *Server) serveConn(c *serverConn) {
 			}
 			continue
 		}
-		var res any
+		var res encoder
 		if s.closing.Load() {
 			err = Errorf(CodeShuttingDown, "server is shutting down")
 		} else {
@@ -446,7 +446,7 @@ func (s *Server) fail(c *serverConn, e *Error) {
 }
 
 // dispatch decodes the params of req and calls the service in a slot.
-func (s *Server) dispatch(req request) (any, error) {
+func (s *Server) dispatch(req request) (encoder, error) {
 	m, ok := s.API.methods[req.method]
 	if !ok {
 		return nil, Errorf(CodeUnknownMethod, "no method %q", req.method)
@@ -469,7 +469,7 @@ func (s *Server) dispatch(req request) (any, error) {
 }
 
 // call runs the service; a panic becomes CodeInternal for this request only.
-func (s *Server) call(ctx context.Context, name string, m method, params any) (res any, err error) {
+func (s *Server) call(ctx context.Context, name string, m method, params any) (res encoder, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("vsockrpc: service panicked", "method", name, "panic", r, "stack", string(debug.Stack()))
@@ -487,7 +487,7 @@ func (s *Server) call(ctx context.Context, name string, m method, params any) (r
 }
 
 // respond writes one response. It reports false if the connection is unusable.
-func (s *Server) respond(c *serverConn, id *uint64, name string, res any, err error) bool {
+func (s *Server) respond(c *serverConn, id *uint64, name string, res encoder, err error) bool {
 	resp := response{V: Version, ID: id, Result: res}
 	if err != nil {
 		resp.Result, resp.Error = nil, s.protocolError(name, err)

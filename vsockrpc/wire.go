@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Default frame limits: a frame is a 4-byte big-endian length and that many bytes of one CBOR item.
@@ -144,14 +142,10 @@ var frameBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // encodeFrame encodes v as one frame (length prefix included) into a pooled buffer; release it
 // with putFrame.
-func encodeFrame(v any) (*bytes.Buffer, error) {
+func encodeFrame(v encoder) (*bytes.Buffer, error) {
 	buf := frameBufs.Get().(*bytes.Buffer)
 	buf.Reset()
-	buf.Write([]byte{0, 0, 0, 0})
-	if err := encMode.MarshalToBuffer(v, buf); err != nil {
-		putFrame(buf)
-		return nil, err
-	}
+	buf.Write(v.appendCBOR(append(buf.AvailableBuffer(), 0, 0, 0, 0)))
 	n := buf.Len() - 4
 	if n > maxFrameLimit {
 		putFrame(buf)
@@ -167,38 +161,21 @@ func putFrame(buf *bytes.Buffer) {
 	}
 }
 
-// encMode encodes frames: core deterministic CBOR (sorted keys, shortest forms, definite lengths, no
-// tags), which decode.go reads back exactly.
-var encMode cbor.UserBufferEncMode
-
-func init() {
-	var err error
-	encMode, err = cbor.EncOptions{
-		Sort:          cbor.SortCoreDeterministic,
-		IndefLength:   cbor.IndefLengthForbidden,
-		NilContainers: cbor.NilContainerAsEmpty,
-		TagsMd:        cbor.TagsForbidden,
-	}.UserBufferEncMode()
-	if err != nil {
-		panic(err)
-	}
-}
-
 // response is a response envelope as sent. Exactly one of Result and Error is set; ID is nil when
 // the request's id could not be read.
 type response struct {
 	V      uint64  `cbor:"v"`
 	ID     *uint64 `cbor:"id"`
-	Result any     `cbor:"result,omitempty"`
+	Result encoder `cbor:"result,omitempty"`
 	Error  *Error  `cbor:"error,omitempty"`
 }
 
 // wireRequest is a request envelope as the client sends it.
 type wireRequest struct {
-	V      uint64 `cbor:"v"`
-	ID     uint64 `cbor:"id"`
-	Method string `cbor:"method"`
-	Params any    `cbor:"params"`
+	V      uint64  `cbor:"v"`
+	ID     uint64  `cbor:"id"`
+	Method string  `cbor:"method"`
+	Params encoder `cbor:"params"`
 }
 
 // Params as sent on the wire. The client encodes them; the server's decoders produce the same types,
