@@ -15,8 +15,8 @@ import (
 // shapes below: maps with distinct text keys and a bounded number of pairs, nesting bounded, shortest-form
 // heads, definite lengths, no tags, valid UTF-8, nothing after the item, and no field the schema does not
 // name. Byte strings are copied out of the frame (whose buffer is reused); nothing else is allocated for a
-// field that is skipped or rejected. Encoding is fxamacker's core deterministic mode (wire.go); the fuzz
-// target checks that each side reads what the other writes.
+// field that is skipped or rejected. Encoding is in encode.go; the fuzz targets check that each side reads
+// what the other writes.
 
 // Bounds on what the decoders accept, beyond the frame size.
 const (
