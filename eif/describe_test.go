@@ -53,15 +53,7 @@ func TestDescribeSigned(t *testing.T) {
 	in := vectorInput(t)
 	in.Signer = vectorSigner(t)
 	in.Metadata.CustomMetadata = json.RawMessage(`{"z":1,"a":"<b>"}`)
-	b, _ := build(t, in)
-	img, err := parseBytes(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := Describe(img).JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := describeBuilt(t, in)
 	var d map[string]any
 	if err := json.Unmarshal(out, &d); err != nil {
 		t.Fatal(err)

@@ -193,3 +193,18 @@ func replaceLastSection(t testing.TB, b []byte, data []byte) []byte {
 	binary.BigEndian.PutUint64(out[284+8*(len(img.Sections)-1):], uint64(len(data)))
 	return fixCRC(out)
 }
+
+// describeBuilt builds an image from in, parses it back and returns its describe JSON.
+func describeBuilt(t testing.TB, in BuildInput) []byte {
+	t.Helper()
+	b, _ := build(t, in)
+	img, err := parseBytes(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Describe(img).JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -293,15 +293,7 @@ func TestBuildKernelSmallReads(t *testing.T) {
 func TestDescribeKernel(t *testing.T) {
 	in := vectorInput(t)
 	in.Kernel = bytes.NewReader(bzImage(defaultBzImage(oldKernelVersion)))
-	b, _ := build(t, in)
-	img, err := parseBytes(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := Describe(img).JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := describeBuilt(t, in)
 	want := `  "Kernel": {
     "Format": "bzImage",
     "Release": "4.14.256-209.484.amzn2.x86_64"
