@@ -45,16 +45,7 @@ func TestClientConcurrent(t *testing.T) {
 // connection keeps serving the next calls.
 func TestClientCancel(t *testing.T) {
 	f, started, release := blockingFake()
-	l := newPipeListener()
-	srv := &Server{API: LocalAPI(f), Logger: quietLogger()}
-	go srv.Serve(l)
-	defer srv.Close()
-	nc, err := l.dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewClient(nc)
-	defer c.Close()
+	c := servePipe(t, &Server{API: LocalAPI(f), Logger: quietLogger()})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -169,6 +169,22 @@ func dialT(t testing.TB, addr string) *Client {
 	return c
 }
 
+// servePipe serves srv on a pipeListener and returns a Client on one connection to it, a Client
+// that never redials; both are closed at the end of the test.
+func servePipe(t testing.TB, srv *Server) *Client {
+	t.Helper()
+	l := newPipeListener()
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	nc, err := l.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewClient(nc)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // pipeListener is a net.Listener whose connections are net.Pipe ends.
 type pipeListener struct {
 	conns chan net.Conn

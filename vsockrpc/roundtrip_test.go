@@ -83,15 +83,5 @@ func TestRoundTripUnixLocal(t *testing.T) {
 
 func TestRoundTripPipeLocal(t *testing.T) {
 	f := newFake()
-	l := newPipeListener()
-	srv := &Server{API: LocalAPI(f), Logger: quietLogger()}
-	go srv.Serve(l)
-	defer srv.Close()
-	nc, err := l.dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewClient(nc)
-	defer c.Close()
-	exerciseLocal(t, c, f)
+	exerciseLocal(t, servePipe(t, &Server{API: LocalAPI(f), Logger: quietLogger()}), f)
 }

@@ -118,18 +118,10 @@ func TestPanicRecovered(t *testing.T) {
 		return &AttestResult{Document: req.Nonce, PublicKey: []byte("p"), Key: req.Key}, nil
 	}
 	var logBuf testlog.Buffer
-	l := newPipeListener()
-	srv := &Server{API: LocalAPI(f), Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
-	go srv.Serve(l)
-	defer srv.Close()
-	nc, err := l.dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := NewClient(nc) // never redials: the same connection must survive
-	defer c.Close()
+	// The pipe client never redials: the same connection must survive.
+	c := servePipe(t, &Server{API: LocalAPI(f), Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	ctx := testCtx(t)
-	_, err = c.Attest(ctx, []byte("boom"), "rsa")
+	_, err := c.Attest(ctx, []byte("boom"), "rsa")
 	wantCode(t, err, CodeInternal, "internal error")
 	res, err := c.Attest(ctx, []byte("after"), "rsa")
 	if err != nil || string(res.Document) != "after" {
