@@ -21,7 +21,15 @@ const (
 	CodeBusy               = "busy"                // too many connections or requests in flight
 	CodeInternal           = "internal"            // a bug in the agent; details are in its log
 	CodeShuttingDown       = "shutting_down"       // the server is draining and takes no new requests
+	CodeOpenFailed         = "open_failed"         // a ciphertext could not be opened (one code, one message: no oracle)
 )
+
+// OpenFailedMessage is the one message of every CodeOpenFailed error, whatever the cause: a
+// decryption failure that says why (padding, tag, size, binding) is an oracle.
+const OpenFailedMessage = "the ciphertext could not be opened"
+
+// ErrOpenFailed is the error a service returns for every failure to open a ciphertext.
+var ErrOpenFailed = &Error{Code: CodeOpenFailed, Message: OpenFailedMessage}
 
 // maxMessageLen bounds the message of an error response so a service cannot blow the response limit.
 const maxMessageLen = 1024
