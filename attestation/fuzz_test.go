@@ -2,10 +2,14 @@ package attestation
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/x509"
 	"errors"
+	"maps"
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -122,6 +126,105 @@ func realDocuments(t testing.TB) map[string][]byte {
 	return docs
 }
 
+// fuzzBases are the documents the fuzz targets edit: every real document, in
+// name order (an edit script names its base by index).
+func fuzzBases(t testing.TB) [][]byte {
+	docs := realDocuments(t)
+	names := slices.Sorted(maps.Keys(docs))
+	bases := make([][]byte, len(names))
+	for i, n := range names {
+		bases[i] = docs[n]
+	}
+	return bases
+}
+
+// maxEditScript bounds the edit scripts the fuzz targets act on: longer ones
+// are ignored, so they never become corpus entries that take seconds to
+// minimise (the minimiser's passes are quadratic in the length). Sixty-four
+// bytes hold several edits.
+const maxEditScript = 64
+
+// Edit-script operations (applyEdits).
+const (
+	editOverwrite = iota // off, n, n bytes: overwrite from off (growing the document if needed)
+	editInsert           // off, n, n bytes: insert at off
+	editDelete           // off, n (2 bytes): delete n bytes from off
+	editCopy             // off, src (2 bytes), n (2 bytes): insert a copy of doc[src:src+n] at off
+)
+
+// applyEdits returns a copy of base changed by the edit script s: a sequence
+// of operations, each an op byte (low two bits: editOverwrite..editCopy) and a
+// two-byte big-endian offset taken modulo len+1, then the operation's
+// arguments; a script cut short ends early.
+//
+// The fuzz targets take a base document and an edit script, not whole
+// documents, because Go minimises every input that finds new coverage for up
+// to -fuzzminimizetime (60 s by default) with passes that are quadratic in the
+// input's length: a 5 KB document is never minimised within the limit, so
+// each new path stalled the fuzzer for a minute. A script is a few bytes and
+// minimises in milliseconds, and still reaches any byte of any document.
+func applyEdits(base, s []byte) []byte {
+	doc := bytes.Clone(base)
+	u16 := func(b []byte) int { return int(b[0])<<8 | int(b[1]) }
+	for len(s) >= 4 && len(doc) <= 2*MaxDocumentSize {
+		op, off := s[0]&3, u16(s[1:3])%(len(doc)+1)
+		switch op {
+		case editOverwrite, editInsert:
+			n := min(int(s[3]), len(s)-4)
+			data := s[4 : 4+n]
+			s = s[4+n:]
+			if op == editInsert {
+				doc = slices.Insert(doc, off, data...)
+				continue
+			}
+			end := min(off+n, len(doc))
+			doc = slices.Replace(doc, off, end, data...)
+		case editDelete:
+			if len(s) < 5 {
+				return doc
+			}
+			doc = slices.Delete(doc, off, min(off+u16(s[3:5]), len(doc)))
+			s = s[5:]
+		case editCopy:
+			if len(s) < 7 {
+				return doc
+			}
+			src := u16(s[3:5]) % (len(doc) + 1)
+			piece := bytes.Clone(doc[src:min(src+u16(s[5:7]), len(doc))])
+			doc = slices.Insert(doc, off, piece...)
+			s = s[7:]
+		}
+	}
+	return doc
+}
+
+// TestApplyEdits pins the edit-script format the seed corpora are written in.
+func TestApplyEdits(t *testing.T) {
+	base := []byte("abcdef")
+	for _, c := range []struct {
+		script []byte
+		want   string
+	}{
+		{nil, "abcdef"},
+		{[]byte{editOverwrite, 0, 1, 2, 'X', 'Y'}, "aXYdef"},
+		{[]byte{editOverwrite, 0, 5, 3, 'X', 'Y', 'Z'}, "abcdeXYZ"},
+		{[]byte{editInsert, 0, 0, 1, 0xd2}, "\xd2abcdef"},
+		{[]byte{editInsert, 0, 7, 1, 'X'}, "Xabcdef"}, // offset 7 mod 7
+		{[]byte{editDelete, 0, 2, 0, 2}, "abef"},
+		{[]byte{editDelete, 0, 6, 0, 2}, "abcdef"},
+		{[]byte{editCopy, 0, 6, 0, 0, 0, 3}, "abcdefabc"},
+		{[]byte{editDelete | 4, 0, 0, 0, 1, editInsert, 0, 0, 1, 'z'}, "zbcdef"},
+		{[]byte{editDelete, 0, 0}, "abcdef"}, // cut short
+	} {
+		if got := string(applyEdits(base, c.script)); got != c.want {
+			t.Errorf("applyEdits(%x) = %q, want %q", c.script, got, c.want)
+		}
+	}
+	if string(base) != "abcdef" {
+		t.Fatal("applyEdits changed its base")
+	}
+}
+
 // TestDifferential compares our decoder with fxamacker on every real
 // document and every catalogue document our decoder accepts.
 func TestDifferential(t *testing.T) {
@@ -155,10 +258,15 @@ func TestDifferential(t *testing.T) {
 // FuzzParse: the decoder never panics, fails only with *Error, and whatever
 // it accepts, fxamacker decodes to the same values.
 func FuzzParse(f *testing.F) {
-	for _, doc := range realDocuments(f) {
-		f.Add(doc)
+	bases := fuzzBases(f)
+	for i := range bases {
+		f.Add(uint8(i), []byte(nil))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, base uint8, edits []byte) {
+		if len(edits) > maxEditScript {
+			return
+		}
+		data := applyEdits(bases[int(base)%len(bases)], edits)
 		var p parsed
 		err := parse(data, &p)
 		if err != nil {
@@ -185,6 +293,7 @@ func fuzzSetup(t testing.TB) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		v.cfg.sigs = newSigGate(t, realDocuments(t)).signatures()
 		fuzzVerifier = v
 		genuineSigned = map[string]bool{}
 		for name, doc := range realDocuments(t) {
@@ -200,6 +309,133 @@ func fuzzSetup(t testing.TB) {
 			genuineSigned[signed+string(p.signature[:48])+string(negateScalar(p.signature[48:]))] = true
 		}
 	})
+}
+
+// sigGate stands in front of the fuzz Verifier's two signature primitives so
+// that the fuzzer spends its time in the parser and the checks rather than in
+// P-384 arithmetic (a mutated certificate or payload otherwise costs up to
+// five ECDSA verifications, and Go re-runs an input thousands of times while
+// minimising it). A signature over bytes that no real document signed fails
+// at once: it could only verify by forging ECDSA. Over genuine bytes (the
+// certificates' to-be-signed parts, the documents' Sig_structure digests),
+// the real primitive decides, so a changed signature, key or parent is still
+// judged by crypto/ecdsa and crypto/x509; its results are memoised.
+type sigGate struct {
+	tbs     map[string]bool // RawTBSCertificate of every real certificate
+	digests map[string]bool // SHA-384 of every real document's Sig_structure
+
+	mu    sync.Mutex
+	links map[string]error
+	cose  map[string]bool
+}
+
+var errNotGenuine = errors.New("signed bytes are not those of a real document (fuzz gate)")
+
+// newSigGate records the genuine signed bytes by verifying every real
+// document once through recording primitives.
+func newSigGate(t testing.TB, docs map[string][]byte) *sigGate {
+	g := &sigGate{tbs: map[string]bool{}, digests: map[string]bool{}, links: map[string]error{}, cose: map[string]bool{}}
+	v, err := NewVerifier(Options{AtDocumentTime: true, AnyPCRs: true, AllowDebug: true, MaxAge: NoMaxAge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.cfg.sigs = signatures{
+		link: func(child, parent *x509.Certificate) error {
+			g.mu.Lock()
+			g.tbs[string(child.RawTBSCertificate)] = true
+			g.mu.Unlock()
+			return child.CheckSignatureFrom(parent)
+		},
+		es384: func(key *ecdsa.PublicKey, digest, sig []byte) bool {
+			g.digests[string(digest)] = true
+			return ecdsa.VerifyASN1(key, digest, sig)
+		},
+	}
+	for name, doc := range docs {
+		if _, err := v.Verify(doc); err != nil && !strings.Contains(name, "badsig") {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if len(g.digests) == 0 || len(g.tbs) == 0 {
+		t.Fatal("no genuine signed bytes recorded")
+	}
+	return g
+}
+
+// gateMemo bounds each memo; beyond it results are computed, not stored.
+const gateMemo = 1 << 14
+
+func (g *sigGate) signatures() signatures {
+	return signatures{
+		link: func(child, parent *x509.Certificate) error {
+			if !g.tbs[string(child.RawTBSCertificate)] {
+				return errNotGenuine
+			}
+			key := string(child.Raw) + "\x00" + string(parent.Raw)
+			g.mu.Lock()
+			err, ok := g.links[key]
+			g.mu.Unlock()
+			if !ok {
+				err = child.CheckSignatureFrom(parent)
+				g.mu.Lock()
+				if len(g.links) < gateMemo {
+					g.links[key] = err
+				}
+				g.mu.Unlock()
+			}
+			return err
+		},
+		es384: func(key *ecdsa.PublicKey, digest, sig []byte) bool {
+			if !g.digests[string(digest)] {
+				return false
+			}
+			kb, err := key.Bytes()
+			if err != nil {
+				return false
+			}
+			memo := string(kb) + string(digest) + string(sig)
+			g.mu.Lock()
+			ok, seen := g.cose[memo]
+			g.mu.Unlock()
+			if !seen {
+				ok = ecdsa.VerifyASN1(key, digest, sig)
+				g.mu.Lock()
+				if len(g.cose) < gateMemo {
+					g.cose[memo] = ok
+				}
+				g.mu.Unlock()
+			}
+			return ok
+		},
+	}
+}
+
+// TestSigGate: the gate agrees with the real primitives on genuine documents
+// (accepted, and the badsig ones rejected), on the (r, n-s) twin of a
+// signature, and fails a document whose signed bytes changed.
+func TestSigGate(t *testing.T) {
+	docs := realDocuments(t)
+	v, err := NewVerifier(Options{AtDocumentTime: true, AnyPCRs: true, AllowDebug: true, MaxAge: NoMaxAge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.cfg.sigs = newSigGate(t, docs).signatures()
+	for name, doc := range docs {
+		_, err := v.Verify(doc)
+		if strings.Contains(name, "badsig") {
+			wantRejected(t, nil, err, ErrSignature, "does not verify")
+		} else if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	doc := bytes.Clone(docs["qos-20220706-prod.cbor"])
+	copy(doc[len(doc)-48:], negateScalar(doc[len(doc)-48:]))
+	if _, err := v.Verify(doc); err != nil {
+		t.Fatalf("(r, n-s) rejected through the gate: %v", err)
+	}
+	doc[bytes.Index(doc, []byte("module_idx'i-"))+13] ^= 1 // a module_id digit: the digest is no longer genuine
+	d, err := v.Verify(doc)
+	wantRejected(t, d, err, ErrSignature, "does not verify")
 }
 
 // negateScalar returns n - s for a P-384 scalar s (big-endian, 48 bytes).
@@ -224,10 +460,15 @@ func negateScalar(s []byte) []byte {
 // genuine document (only the unsigned outer wrapping may differ).
 func FuzzVerify(f *testing.F) {
 	fuzzSetup(f)
-	for _, doc := range realDocuments(f) {
-		f.Add(doc)
+	bases := fuzzBases(f)
+	for i := range bases {
+		f.Add(uint8(i), []byte(nil))
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, base uint8, edits []byte) {
+		if len(edits) > maxEditScript {
+			return
+		}
+		data := applyEdits(bases[int(base)%len(bases)], edits)
 		d, err := fuzzVerifier.Verify(data)
 		if err != nil {
 			if d != nil || !errors.As(err, new(*Error)) {

@@ -83,6 +83,7 @@ type config struct {
 	userData   []byte
 	maxAge     time.Duration // 0: no limit
 	skew       time.Duration
+	sigs       signatures
 }
 
 func (o *Options) compile() (*config, error) {
@@ -97,6 +98,7 @@ func (o *Options) compile() (*config, error) {
 		userData:   clone(o.UserData),
 		maxAge:     o.MaxAge,
 		skew:       o.FutureSkew,
+		sigs:       realSignatures,
 	}
 	if c.root == nil {
 		c.root = awsRoot

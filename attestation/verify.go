@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha512"
 	"crypto/subtle"
+	"crypto/x509"
 	"slices"
 	"time"
 
@@ -116,7 +117,7 @@ func (c *config) verify(doc []byte, cache *chainCache, nonce []byte) (*Document,
 		return nil, fail(ErrTimestamp, "timestamp %s is outside the leaf certificate validity %s .. %s",
 			ts.Format(time.RFC3339Nano), leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
 	}
-	if err := checkSignature(ch.leafKey, &p); err != nil {
+	if err := checkSignature(ch.leafKey, &p, c.sigs.es384); err != nil {
 		return nil, err
 	}
 	if age := at.Sub(ts); c.maxAge > 0 && age > c.maxAge {
@@ -163,13 +164,13 @@ func (c *config) verify(doc []byte, cache *chainCache, nonce []byte) (*Document,
 // certificate bytes were verified before.
 func (c *config) chain(p *parsed, cache *chainCache) (*chain, error) {
 	if cache == nil {
-		return verifyChain(c.root, p)
+		return verifyChain(c.root, p, c.sigs.link)
 	}
 	key := chainKey(p)
 	if ch := cache.get(key); ch != nil {
 		return ch, nil
 	}
-	ch, err := verifyChain(c.root, p)
+	ch, err := verifyChain(c.root, p, c.sigs.link)
 	if err != nil {
 		return nil, err // failures are never cached
 	}
@@ -209,10 +210,22 @@ var p384Order = [48]byte{
 	0x48, 0xb0, 0xa7, 0x7a, 0xec, 0xec, 0x19, 0x6a, 0xcc, 0xc5, 0x29, 0x73,
 }
 
+// signatures are the two public-key operations of a verification, checked
+// through these functions so that the fuzz tests can put a gate in front of
+// them (fuzz_test.go: the P-384 arithmetic is skipped, and the check fails,
+// when the signed bytes are not those of a genuine document). Every Verifier
+// uses realSignatures.
+type signatures struct {
+	link  func(child, parent *x509.Certificate) error         // one chain link
+	es384 func(key *ecdsa.PublicKey, digest, sig []byte) bool // the COSE signature
+}
+
+var realSignatures = signatures{link: (*x509.Certificate).CheckSignatureFrom, es384: ecdsa.VerifyASN1}
+
 // checkSignature verifies the ES384 signature over the Sig_structure built
 // from the received protected header and payload bytes, with an empty
 // external_aad.
-func checkSignature(key *ecdsa.PublicKey, p *parsed) error {
+func checkSignature(key *ecdsa.PublicKey, p *parsed, es384 func(key *ecdsa.PublicKey, digest, sig []byte) bool) error {
 	r, s := p.signature[:48], p.signature[48:]
 	if !inScalarRange(r) || !inScalarRange(s) {
 		return fail(ErrSignature, "r or s is outside [1, n-1]")
@@ -227,7 +240,7 @@ func checkSignature(key *ecdsa.PublicKey, p *parsed) error {
 	h.Write(p.payload)
 	var digest [48]byte
 	var der [2 + 2*(2+49)]byte
-	if !ecdsa.VerifyASN1(key, h.Sum(digest[:0]), derSignature(der[:0], r, s)) {
+	if !es384(key, h.Sum(digest[:0]), derSignature(der[:0], r, s)) {
 		return fail(ErrSignature, "ES384 signature does not verify with the leaf certificate key")
 	}
 	return nil
