@@ -459,6 +459,49 @@ func catalogue() []badCase {
 				ls[1].tmpl.PermittedDNSDomains = []string{"aws"}
 				return ls
 			})},
+		// RFC 5280 §6.1 rules that crypto/x509 parses and marks handled, so
+		// they never show up as unhandled critical extensions.
+		{name: "critical requireExplicitPolicy on an intermediate without policies", want: ErrCertificate, sub: "cabundle[2] carries policy constraints",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[1].tmpl.ExtraExtensions = []pkix.Extension{policyConstraintsExt(0, -1, true)}
+				return ls
+			})},
+		{name: "inhibitPolicyMapping on the leaf", want: ErrCertificate, sub: "leaf certificate carries policy constraints",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[3].tmpl.ExtraExtensions = []pkix.Extension{policyConstraintsExt(-1, 0, false)}
+				return ls
+			})},
+		{name: "policy mapping to anyPolicy on an intermediate", want: ErrCertificate, sub: "cabundle[1] carries policy mappings",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[0].tmpl.Policies = []x509.OID{oidPolicyA}
+				ls[0].tmpl.ExtraExtensions = []pkix.Extension{policyMappingsExt(t, asn1PolicyA, asn1AnyPolicy, false)}
+				return ls
+			})},
+		{name: "inhibitAnyPolicy on an intermediate", want: ErrCertificate, sub: "cabundle[3] carries inhibitAnyPolicy",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[2].tmpl.ExtraExtensions = []pkix.Extension{inhibitAnyPolicyExt(0, true)}
+				return ls
+			})},
+		{name: "extended key usage clientAuth on the leaf", want: ErrCertificate, sub: "leaf certificate carries an extended key usage",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[3].tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+				return ls
+			})},
+		{name: "extended key usage on an intermediate", want: ErrCertificate, sub: "cabundle[1] carries an extended key usage",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[0].tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+				return ls
+			})},
+		{name: "directoryName constraints only (not in Go's fields)", want: ErrCertificate, sub: "cabundle[2] carries name constraints",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[1].tmpl.ExtraExtensions = []pkix.Extension{directoryNameConstraints(t)}
+				return ls
+			})},
+		{name: "leaf basic constraints with a pathLenConstraint", want: ErrCertificate, sub: "leaf certificate basic constraints carry a pathLenConstraint",
+			edit: chainWith(func(t testing.TB, ls []level) []level {
+				ls[3].tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 3, 0x02, 1, 0}}}
+				return ls
+			})},
 		{name: "leaf from a sibling instance CA (other subject)", want: ErrChain, sub: "is not the subject of its parent",
 			edit: func(t testing.TB, s *docSpec) {
 				p := newMockPKI(t)
@@ -564,6 +607,18 @@ func catalogue() []badCase {
 			edit: withSpec(func(s *docSpec) { s.userData = nil }),
 			opts: func(o *Options) { o.UserData = []byte("user data") }},
 	}
+}
+
+// directoryNameConstraints is a non-critical nameConstraints extension
+// permitting one directoryName subtree: a form crypto/x509 skips (it fills
+// none of its Permitted* fields), which the verifier still refuses.
+func directoryNameConstraints(t testing.TB) pkix.Extension {
+	name, err := asn1.Marshal(awsName("constrained").ToRDNSequence())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrap := func(tag byte, b []byte) []byte { return append([]byte{tag, byte(len(b))}, b...) }
+	return pkix.Extension{Id: oidExtNameCons, Value: wrap(0x30, wrap(0xa0, wrap(0x30, wrap(0xa4, name))))}
 }
 
 var (

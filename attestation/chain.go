@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"strconv"
 	"sync"
 	"time"
@@ -30,11 +31,40 @@ type chain struct {
 
 // verifyChain checks the certificate chain of p against root. It is an
 // explicit walk, not x509.Verify's path building: the only acceptable path is
-// root = cabundle[0] -> cabundle[1] -> ... -> cabundle[n-1] -> leaf, and every
-// constraint x509.Verify would enforce (name chaining, CA flags, key usage of
-// issuers, path lengths, unhandled critical extensions) is checked here, plus
-// the AWS profile (P-384 keys, ecdsa-with-SHA384, leaf digitalSignature and
-// not a CA). It does not look at time.
+// root = cabundle[0] -> cabundle[1] -> ... -> cabundle[n-1] -> leaf. It does
+// not look at time; checkValidity does, and checkRoot vets the root once.
+//
+// Together they reject every chain x509.Verify rejects (Roots: the root
+// alone, Intermediates: the bundle, CurrentTime: the verification time, any
+// KeyUsages), which TestChainDifferential checks on generated chains. Rule by
+// rule (RFC 5280 §6.1):
+//   - name chaining: each issuer equals its parent's subject byte for byte
+//     (§6.1.3(a)(4), as Go does);
+//   - signatures: CheckSignatureFrom on each link, which also requires the
+//     parent to be a CA whose key usage, if present, allows keyCertSign
+//     (§6.1.3(a)(1), §6.1.4(k), (n));
+//   - validity: every certificate, the root included (checkValidity,
+//     §6.1.3(a)(2));
+//   - basicConstraints: intermediates CA:TRUE (§6.1.4(k)); pathLenConstraint
+//     (§6.1.4(l), (m)) counts every CA below, self-issued ones included, as Go
+//     does (RFC 5280 exempts them);
+//   - unknown critical extensions refused (§6.1.4(o), §6.1.5(f));
+//   - policies (§6.1.3(d)-(f), §6.1.4(a)-(j), §6.1.5(g)): policyMappings,
+//     policyConstraints and inhibitAnyPolicy are refused on every certificate
+//     below the root (crypto/x509 marks them handled, so they never count as
+//     unhandled critical extensions). Without them, and with Go's defaults
+//     (any policy, no explicit policy required), policy processing cannot
+//     fail, so certificatePolicies alone are accepted, as x509.Verify does;
+//   - name constraints (§6.1.3(b), (c), §6.1.4(g)) and extended key usage
+//     (Go's nesting, not in RFC 5280) are refused on every certificate, the
+//     root included, rather than evaluated.
+//
+// Stricter than x509.Verify, from AWS's profile (attestation_process.md
+// §3.2.3, nitro-specs.md §3.4): the path is fixed and the root pinned;
+// X.509 v3, ECDSA P-384 keys and ecdsa-with-SHA384 below the root; key usage
+// present with keyCertSign on the root and the intermediates; the leaf not a
+// CA, without pathLenConstraint, with digitalSignature; and the refusals
+// above. Neither checks revocation (AWS: CRL checking disabled).
 func verifyChain(root *x509.Certificate, p *parsed, link func(child, parent *x509.Certificate) error) (*chain, error) {
 	// Never trust the bundle's own root: it must be the pinned one, byte for byte.
 	if !bytes.Equal(p.cabundle[0], root.Raw) {
@@ -119,14 +149,15 @@ func checkProfile(c *x509.Certificate, leaf bool, what string) error {
 	if len(c.UnhandledCriticalExtensions) != 0 {
 		return fail(ErrCertificate, "%s has an unhandled critical extension %v", what, c.UnhandledCriticalExtensions[0])
 	}
-	// Name constraints are not part of the AWS profile and are not evaluated
-	// here, so a certificate carrying them is refused rather than half-checked.
-	if hasNameConstraints(c) {
-		return fail(ErrCertificate, "%s carries name constraints", what)
+	if name, ok := refusedExtension(c, refusedBelowRoot); ok {
+		return fail(ErrCertificate, "%s carries %s, which the AWS profile does not use and this verifier does not evaluate", what, name)
 	}
 	if leaf {
 		if c.BasicConstraintsValid && c.IsCA {
 			return fail(ErrCertificate, "%s is a CA certificate", what)
+		}
+		if c.BasicConstraintsValid && c.MaxPathLen >= 0 {
+			return fail(ErrCertificate, "%s basic constraints carry a pathLenConstraint", what)
 		}
 		if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 			return fail(ErrCertificate, "%s key usage lacks digitalSignature", what)
@@ -142,11 +173,43 @@ func checkProfile(c *x509.Certificate, leaf bool, what string) error {
 	return nil
 }
 
-func hasNameConstraints(c *x509.Certificate) bool {
-	return c.PermittedDNSDomainsCritical || len(c.PermittedDNSDomains) != 0 || len(c.ExcludedDNSDomains) != 0 ||
-		len(c.PermittedIPRanges) != 0 || len(c.ExcludedIPRanges) != 0 ||
-		len(c.PermittedEmailAddresses) != 0 || len(c.ExcludedEmailAddresses) != 0 ||
-		len(c.PermittedURIDomains) != 0 || len(c.ExcludedURIDomains) != 0
+// A refused extension is one that x509.Verify evaluates (crypto/x509 parses
+// it and marks it handled) and that no AWS certificate carries: rather than
+// re-implement its semantics, the verifier refuses a certificate carrying it,
+// critical or not.
+type refused struct {
+	oid  asn1.ObjectIdentifier
+	name string
+}
+
+var (
+	refusedNameConstraints = refused{asn1.ObjectIdentifier{2, 5, 29, 30}, "name constraints"}
+	refusedExtKeyUsage     = refused{asn1.ObjectIdentifier{2, 5, 29, 37}, "an extended key usage"}
+
+	// refusedBelowRoot applies to intermediates and the leaf.
+	refusedBelowRoot = []refused{
+		refusedNameConstraints,
+		refusedExtKeyUsage,
+		{asn1.ObjectIdentifier{2, 5, 29, 33}, "policy mappings"},
+		{asn1.ObjectIdentifier{2, 5, 29, 36}, "policy constraints"},
+		{asn1.ObjectIdentifier{2, 5, 29, 54}, "inhibitAnyPolicy"},
+	}
+	// refusedOnRoot: x509.Verify applies a root's name constraints and
+	// extended key usage to the chain, but leaves the trust anchor out of
+	// policy processing.
+	refusedOnRoot = []refused{refusedNameConstraints, refusedExtKeyUsage}
+)
+
+// refusedExtension returns the name of the first extension of c in list.
+func refusedExtension(c *x509.Certificate, list []refused) (string, bool) {
+	for _, e := range c.Extensions {
+		for _, r := range list {
+			if e.Id.Equal(r.oid) {
+				return r.name, true
+			}
+		}
+	}
+	return "", false
 }
 
 func isP384(c *x509.Certificate) bool {

@@ -3,8 +3,11 @@ package attestation
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"os"
 	"testing"
 	"time"
@@ -48,6 +51,27 @@ func TestParseRootPEMRejects(t *testing.T) {
 	} {
 		if _, err := ParseRootPEM(in); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	// A root that x509.Verify would take but the verifier refuses: no key
+	// usage (AWS requires keyCertSign), name constraints, extended key usage.
+	k := key(t, "root")
+	for name, edit := range map[string]func(c *x509.Certificate){
+		"root without key usage":     func(c *x509.Certificate) { c.KeyUsage = 0 },
+		"root with name constraints": func(c *x509.Certificate) { c.PermittedDNSDomains = []string{"aws"} },
+		"root with directoryName constraints only": func(c *x509.Certificate) {
+			c.ExtraExtensions = []pkix.Extension{directoryNameConstraints(t)}
+		},
+		"root with extended key usage": func(c *x509.Certificate) { c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} },
+	} {
+		tmpl := caTemplate("aws.nitro-enclaves", -1, mockNow.AddDate(-5, 0, 0), mockNow.AddDate(25, 0, 0))
+		edit(tmpl)
+		root := issue(t, tmpl, &k.PublicKey, nil, k)
+		if _, err := ParseRootPEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if _, err := NewVerifier(Options{Root: root, AnyPCRs: true}); !errors.Is(err, ErrOptions) {
+			t.Errorf("%s: NewVerifier: %v", name, err)
 		}
 	}
 	if _, err := ParseRootPEM(append(bytes.Clone(good), "\n\n"...)); err != nil {

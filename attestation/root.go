@@ -59,8 +59,10 @@ func ParseRootPEM(data []byte) (*x509.Certificate, error) {
 	return cert, nil
 }
 
-// checkRoot enforces the root profile: a P-384 ECDSA CA allowed to sign
-// certificates, without unhandled critical extensions.
+// checkRoot enforces the root profile: a P-384 ECDSA CA whose key usage
+// allows keyCertSign (AWS §3.2.3; x509.Verify would also take a root without
+// key usage), without unhandled critical extensions, name constraints or
+// extended key usage (see verifyChain).
 func checkRoot(c *x509.Certificate) error {
 	if !isP384(c) {
 		return fmt.Errorf("root key is not ECDSA P-384")
@@ -68,11 +70,14 @@ func checkRoot(c *x509.Certificate) error {
 	if !c.BasicConstraintsValid || !c.IsCA {
 		return fmt.Errorf("root is not a CA certificate")
 	}
-	if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+	if c.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return fmt.Errorf("root key usage lacks keyCertSign")
 	}
 	if len(c.UnhandledCriticalExtensions) != 0 {
 		return fmt.Errorf("root has an unhandled critical extension %v", c.UnhandledCriticalExtensions[0])
+	}
+	if name, ok := refusedExtension(c, refusedOnRoot); ok {
+		return fmt.Errorf("root carries %s, which this verifier does not evaluate", name)
 	}
 	return nil
 }
