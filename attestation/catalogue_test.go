@@ -128,6 +128,17 @@ func catalogue() []badCase {
 			edit: withEnvelope(func(pr, u, pl, sig []byte) []byte {
 				return cat([]byte{0x9f}, cBytes(pr), u, cBytes(pl), cBytes(sig), []byte{0xff})
 			})},
+		// The envelope keeps definite lengths (docs/verifier.md).
+		{name: "indefinite-length protected header byte string", want: ErrCBOR, sub: "protected header: indefinite-length byte string",
+			edit: withEnvelope(func(pr, u, pl, sig []byte) []byte {
+				return cat(cHead(4, 4), []byte{0x5f}, cBytes(pr), []byte{0xff}, u, cBytes(pl), cBytes(sig))
+			})},
+		{name: "indefinite-length protected header map", want: ErrAlgorithm, sub: "not a definite-length map",
+			edit: withSpec(func(s *docSpec) { s.protected = []byte{0xbf, 0x01, 0x38, 0x22, 0xff} })},
+		{name: "indefinite-length signature byte string", want: ErrCBOR, sub: "signature: indefinite-length byte string",
+			edit: withEnvelope(func(pr, u, pl, sig []byte) []byte {
+				return cat(cHead(4, 4), cBytes(pr), u, cBytes(pl), []byte{0x5f}, cBytes(sig), []byte{0xff})
+			})},
 		{name: "indefinite-length payload byte string", want: ErrCBOR, sub: "indefinite",
 			edit: withEnvelope(func(pr, u, pl, sig []byte) []byte {
 				return cat(cHead(4, 4), cBytes(pr), u, []byte{0x5f}, cBytes(pl[:10]), cBytes(pl[10:]), []byte{0xff}, cBytes(sig))
@@ -259,8 +270,24 @@ func catalogue() []badCase {
 			edit: withSpec(func(s *docSpec) { s.fields = replaceField("module_id", cText("")) })},
 		{name: "module_id invalid UTF-8", want: ErrCBOR, sub: "UTF-8",
 			edit: withSpec(func(s *docSpec) { s.fields = replaceField("module_id", cat(cHead(3, 2), []byte{0xc3, 0x28})) })},
-		{name: "module_id indefinite text", want: ErrCBOR, sub: "indefinite",
-			edit: withSpec(func(s *docSpec) { s.fields = replaceField("module_id", cat([]byte{0x7f}, cText("i-0"), []byte{0xff})) })},
+		{name: "module_id indefinite text with a byte-string chunk", want: ErrCBOR, sub: "module_id is a byte string, want a text string",
+			edit: withSpec(func(s *docSpec) {
+				s.fields = replaceField("module_id", cat([]byte{0x7f}, cText("i-0"), cBytes([]byte("123")), []byte{0xff}))
+			})},
+		{name: "module_id text chunk splitting a UTF-8 sequence", want: ErrCBOR, sub: "UTF-8",
+			edit: withSpec(func(s *docSpec) {
+				s.fields = replaceField("module_id", cat([]byte{0x7f, 0x62, 'i', 0xc3, 0x61, 0xa9, 0xff}))
+			})},
+		{name: "certificate with a nested indefinite chunk", want: ErrCBOR, sub: "certificate: indefinite-length byte string",
+			edit: withSpec(func(s *docSpec) {
+				s.fields = replaceField("certificate", cat([]byte{0x5f, 0x5f}, cBytes(s.leaf.Raw), []byte{0xff, 0xff}))
+			})},
+		{name: "chunked nonce without a break at the end of the payload", want: ErrCBOR, sub: "has no break",
+			edit: withSpec(func(s *docSpec) {
+				s.indefinite = true
+				s.fields = replaceField("nonce", cat([]byte{0x5f}, cBytes(s.nonce)))
+				s.payload = func(b []byte) []byte { return b[:len(b)-1] } // the map's break
+			})},
 		{name: "digest SHA256", want: ErrDigest, sub: `"SHA256"`,
 			edit: withSpec(func(s *docSpec) { s.fields = replaceField("digest", cText("SHA256")) })},
 		{name: "digest lower case", want: ErrDigest, sub: `"sha384"`,
@@ -305,8 +332,20 @@ func catalogue() []badCase {
 			})},
 		{name: "PCR1 absent", want: ErrPCRs, sub: "PCR1 is missing",
 			edit: withSpec(func(s *docSpec) { s.pcrs = append(s.pcrs[:1], s.pcrs[2:]...) })},
-		{name: "indefinite pcrs map", want: ErrCBOR, sub: "pcrs has an indefinite length",
-			edit: withSpec(func(s *docSpec) { s.fields = replaceField("pcrs", cMap(s.pcrs, true)) })},
+		{name: "indefinite pcrs map empty", want: ErrPCRs, sub: "0 entries",
+			edit: withSpec(func(s *docSpec) { s.fields = replaceField("pcrs", cMap(nil, true)) })},
+		{name: "indefinite pcrs map of 33 entries", want: ErrPCRs, sub: "more than 32 entries",
+			edit: withSpec(func(s *docSpec) {
+				for i := 16; i < 33; i++ {
+					s.pcrs = append(s.pcrs, kv{cUint(uint64(i)), cBytes(mockPCR(i))})
+				}
+				s.fields = replaceField("pcrs", cMap(s.pcrs, true))
+			})},
+		{name: "duplicate PCR index in an indefinite map", want: ErrCBOR, sub: "duplicate PCR index 3",
+			edit: withSpec(func(s *docSpec) {
+				s.pcrs = append(s.pcrs, kv{cUint(3), cBytes(mockPCR(3))})
+				s.fields = replaceField("pcrs", cMap(s.pcrs, true))
+			})},
 		{name: "cabundle empty", want: ErrPayload, sub: "0 entries",
 			edit: withSpec(func(s *docSpec) { s.cabundle = nil })},
 		{name: "cabundle 9 entries", want: ErrPayload, sub: "9 entries",
@@ -323,9 +362,26 @@ func catalogue() []badCase {
 			edit: withSpec(func(s *docSpec) { s.cabundle[1] = []byte{} })},
 		{name: "cabundle entry over 1024 bytes", want: ErrPayload, sub: "cabundle[2] is 1025 bytes",
 			edit: withSpec(func(s *docSpec) { s.cabundle[2] = make([]byte, 1025) })},
-		{name: "indefinite cabundle", want: ErrCBOR, sub: "cabundle has an indefinite length",
+		{name: "indefinite cabundle empty", want: ErrPayload, sub: "cabundle has 0 entries",
+			edit: withSpec(func(s *docSpec) { s.fields = replaceField("cabundle", []byte{0x9f, 0xff}) })},
+		{name: "indefinite cabundle of 9 entries", want: ErrPayload, sub: "more than 8 entries",
 			edit: withSpec(func(s *docSpec) {
-				s.fields = replaceField("cabundle", cat([]byte{0x9f}, cBytes(s.cabundle[0]), []byte{0xff}))
+				for len(s.cabundle) < 9 {
+					s.cabundle = append(s.cabundle, s.cabundle[1])
+				}
+				s.fields = replaceField("cabundle", cIndefArray(s.cabundle))
+			})},
+		{name: "indefinite cabundle with a text entry", want: ErrPayload, sub: "cabundle entry is a text string",
+			edit: withSpec(func(s *docSpec) {
+				s.fields = replaceField("cabundle", cat([]byte{0x9f}, cBytes(s.cabundle[0]), cText("x"), []byte{0xff}))
+			})},
+		{name: "indefinite cabundle without a break", want: ErrCBOR, sub: "cabundle: unexpected end",
+			edit: withSpec(func(s *docSpec) {
+				s.fields = func(es []kv) []kv {
+					es = dropField("cabundle")(es)
+					b := cIndefArray(s.cabundle)
+					return append(es, kv{cText("cabundle"), b[:len(b)-1]})
+				}
 			})},
 		{name: "certificate empty", want: ErrPayload, sub: "certificate is 0 bytes",
 			edit: withSpec(func(s *docSpec) { s.fields = replaceField("certificate", cBytes(nil)) })},
@@ -609,6 +665,28 @@ func catalogue() []badCase {
 	}
 }
 
+// cChunked encodes data as an indefinite-length string of major type 2 or 3,
+// in chunks of up to 7 bytes after an empty one (text must be ASCII, so no
+// chunk splits a UTF-8 sequence).
+func cChunked(major byte, data []byte) []byte {
+	out := []byte{major<<5 | 31, major << 5}
+	for len(data) > 0 {
+		n := min(7, len(data))
+		out = append(append(out, cHead(major, uint64(n))...), data[:n]...)
+		data = data[n:]
+	}
+	return append(out, 0xff)
+}
+
+// cIndefArray is an indefinite-length array of byte strings.
+func cIndefArray(items [][]byte) []byte {
+	out := []byte{0x9f}
+	for _, it := range items {
+		out = append(out, cBytes(it)...)
+	}
+	return append(out, 0xff)
+}
+
 // directoryNameConstraints is a non-critical nameConstraints extension
 // permitting one directoryName subtree: a form crypto/x509 skips (it fills
 // none of its Permitted* fields), which the verifier still refuses.
@@ -740,6 +818,53 @@ func TestMockAccepted(t *testing.T) {
 		}},
 		{name: "tagged 18", edit: withEnvelope(func(pr, u, pl, sig []byte) []byte { return cat(cHead(6, 18), standard(pr, u, pl, sig)) })},
 		{name: "indefinite-length payload map", edit: withSpec(func(s *docSpec) { s.indefinite = true })},
+		{name: "indefinite pcrs map", edit: withSpec(func(s *docSpec) { s.fields = replaceField("pcrs", cMap(s.pcrs, true)) }),
+			check: func(t *testing.T, d *Document) {
+				if len(d.PCRs) != 16 || !bytes.Equal(d.PCRs[15], mockPCR(15)) {
+					t.Errorf("PCRs %x", d.PCRs)
+				}
+			}},
+		{name: "indefinite cabundle", edit: withSpec(func(s *docSpec) { s.fields = replaceField("cabundle", cIndefArray(s.cabundle)) }),
+			check: func(t *testing.T, d *Document) {
+				if len(d.Chain) != 5 {
+					t.Errorf("chain of %d", len(d.Chain))
+				}
+			}},
+		{name: "chunked strings everywhere (keys, text, certificates, PCRs, optionals)", edit: withSpec(func(s *docSpec) {
+			s.indefinite = true
+			s.fields = func(es []kv) []kv {
+				es = replaceField("module_id", cChunked(3, []byte("i-0123456789abcdef0-enc0123456789abcdef")))(es)
+				es = replaceField("digest", cat([]byte{0x7f}, cText("SHA"), cText(""), cText("384"), []byte{0xff}))(es)
+				es = replaceField("certificate", cChunked(2, s.leaf.Raw))(es)
+				bundle := make([][]byte, len(s.cabundle))
+				for i, c := range s.cabundle {
+					bundle[i] = cChunked(2, c)
+				}
+				es = replaceField("cabundle", cat([]byte{0x9f}, cat(bundle...), []byte{0xff}))(es)
+				pcrs := make([]kv, len(s.pcrs))
+				for i := range s.pcrs {
+					pcrs[i] = kv{s.pcrs[i].k, cChunked(2, mockPCR(i))}
+				}
+				es = replaceField("pcrs", cMap(pcrs, true))(es)
+				es = replaceField("public_key", cChunked(2, s.publicKey))(es)
+				es = replaceField("user_data", cChunked(2, s.userData))(es)
+				es = replaceField("nonce", []byte{0x5f, 0x40, 0xff})(es) // one empty chunk
+				for i := range es {
+					es[i].k = cChunked(3, es[i].k[1:]) // the keys are under 24 bytes: one-byte heads
+				}
+				return es
+			}
+		}), opts: func(o *Options) {
+			o.UserData, o.PublicKey, o.Nonce = []byte("user data"), bytes.Repeat([]byte{0x04}, 65), []byte{}
+		},
+			check: func(t *testing.T, d *Document) {
+				if d.ModuleID != "i-0123456789abcdef0-enc0123456789abcdef" || len(d.Chain) != 5 || !bytes.Equal(d.PCRs[7], mockPCR(7)) {
+					t.Errorf("document %+v", d)
+				}
+				if d.Nonce == nil || len(d.Nonce) != 0 {
+					t.Errorf("nonce %#v, want present and empty", d.Nonce)
+				}
+			}},
 		{name: "fields in CDDL order (timestamp before digest)", edit: withSpec(func(s *docSpec) {
 			s.fields = func(es []kv) []kv {
 				es[1], es[2] = es[2], es[1]
@@ -803,6 +928,11 @@ func TestMockAccepted(t *testing.T) {
 			if err != nil || d == nil {
 				t.Fatalf("rejected: %v", err)
 			}
+			var p parsed
+			if err := parse(doc, &p); err != nil {
+				t.Fatal(err)
+			}
+			checkAgainstGeneric(t, doc, &p) // fxamacker reads the same document
 			if c.check != nil {
 				c.check(t, d)
 			}

@@ -10,13 +10,27 @@ import (
 // encoding strictcbor finds malformed (not well-formed, or not in the shortest
 // form) is ErrCBOR; a well-formed item of the wrong type is a schema error,
 // whose sentinel the caller names (badType). Every message names the item.
-// Indefinite lengths reach the schema only through head, so it accepts them
-// only where the schema allows (the payload's top-level map).
+//
+// A reader made by newReader (the COSE envelope and the protected header)
+// accepts definite lengths only. One made by newPayloadReader also accepts
+// indefinite-length maps and arrays (count) and strings (bytes, text): RFC
+// 8949 and AWS allow them anywhere in the payload, and the NSM switched its
+// top-level map to one in 2025.
 type reader struct {
 	strictcbor.Reader
+	chunks bool // indefinite lengths allowed
+	size   int  // of the input: bounds the joined chunked strings
+	// joined holds the chunked strings read so far, back to back; its
+	// capacity is fixed at size (chunks never overlap, so their total fits),
+	// so earlier strings stay valid as it grows.
+	joined []byte
 }
 
-func newReader(b []byte) reader { return reader{strictcbor.NewReader(b)} }
+func newReader(b []byte) reader { return reader{Reader: strictcbor.NewReader(b)} }
+
+func newPayloadReader(b []byte) reader {
+	return reader{Reader: strictcbor.NewReader(b), chunks: true, size: len(b)}
+}
 
 // fail turns the strictcbor error err from reading what, a want, into the
 // verifier's error. On error strictcbor consumes nothing, so the offending
@@ -37,36 +51,93 @@ func (r *reader) head(what string) (major byte, arg uint64, indef bool, err erro
 	return major, arg, indef, nil
 }
 
-// definite reads the head of an array or map that must be of major type want
-// and of definite length, and returns its count.
-func (r *reader) definite(want byte, what string, badType error) (uint64, error) {
+// count reads the head of an array or map that must be of major type want
+// and returns its count, or indef for an indefinite length (payload readers
+// only; the items then end with a break, see next).
+func (r *reader) count(want byte, what string, badType error) (n uint64, indef bool, err error) {
 	start := r.Off()
 	major, n, indef, err := r.head(what)
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, false, err
 	case major != want:
-		return 0, fail(badType, "%s is a %s, want a %s", what, strictcbor.MajorName(major), strictcbor.MajorName(want))
-	case indef:
-		return 0, fail(ErrCBOR, "%s has an indefinite length at offset %d", what, start)
+		return 0, false, fail(badType, "%s is a %s, want a %s", what, strictcbor.MajorName(major), strictcbor.MajorName(want))
+	case indef && !r.chunks:
+		return 0, false, fail(ErrCBOR, "%s has an indefinite length at offset %d", what, start)
 	}
-	return n, nil
+	return n, indef, nil
 }
 
-// bytes reads a definite-length byte string.
+// next reports whether the array or map being read, which has read i items
+// (pairs) of n, has another: for an indefinite length, whether the break
+// (which next consumes) is not next.
+func (r *reader) next(indef bool, i, n uint64, what string) (bool, error) {
+	if !indef {
+		return i < n, nil
+	}
+	c, ok := r.Peek()
+	if !ok {
+		return false, fail(ErrCBOR, "%s: unexpected end of data at offset %d", what, r.Off())
+	}
+	if c == strictcbor.Break {
+		r.Head() // one byte, already seen
+		return false, nil
+	}
+	return true, nil
+}
+
+// bytes reads a byte string.
 func (r *reader) bytes(what string, badType error) ([]byte, error) {
-	s, err := r.Bytes()
-	if err != nil {
-		return nil, r.fail(err, strictcbor.Bytes, what, badType)
-	}
-	return s, nil
+	return r.str(strictcbor.Bytes, what, badType)
 }
 
-// text reads a definite-length UTF-8 text string.
+// text reads a UTF-8 text string.
 func (r *reader) text(what string, badType error) ([]byte, error) {
-	s, err := r.Text()
+	return r.str(strictcbor.Text, what, badType)
+}
+
+// str reads a string of the given major type: definite-length, or in a
+// payload reader also indefinite-length, whose definite chunks of the same
+// type (each valid UTF-8, for text) are joined.
+func (r *reader) str(major byte, what string, badType error) ([]byte, error) {
+	if c, ok := r.Peek(); !ok || c != major<<5|31 || !r.chunks {
+		return r.chunk(major, what, badType)
+	}
+	start := r.Off()
+	r.Head() // the indefinite-length head, already seen
+	if r.joined == nil {
+		r.joined = make([]byte, 0, r.size)
+	}
+	from := len(r.joined)
+	for {
+		c, ok := r.Peek()
+		if !ok {
+			return nil, fail(ErrCBOR, "%s: indefinite-length %s at offset %d has no break", what, strictcbor.MajorName(major), start)
+		}
+		if c == strictcbor.Break {
+			r.Head()
+			break
+		}
+		s, err := r.chunk(major, what, ErrCBOR) // a chunk of another type is malformed, not a schema error
+		if err != nil {
+			return nil, err
+		}
+		r.joined = append(r.joined, s...)
+	}
+	return r.joined[from:len(r.joined):len(r.joined)], nil
+}
+
+// chunk reads a definite-length string of the given major type.
+func (r *reader) chunk(major byte, what string, badType error) ([]byte, error) {
+	var s []byte
+	var err error
+	if major == strictcbor.Text {
+		s, err = r.Text()
+	} else {
+		s, err = r.Bytes()
+	}
 	if err != nil {
-		return nil, r.fail(err, strictcbor.Text, what, badType)
+		return nil, r.fail(err, major, what, badType)
 	}
 	return s, nil
 }

@@ -59,8 +59,18 @@ func checkAgainstGeneric(t testing.TB, data []byte, p *parsed) {
 			t.Fatalf("COSE element %d differs", i)
 		}
 	}
+	checkPayloadAgainstGeneric(t, p.payload, p)
+}
+
+// checkPayloadAgainstGeneric asserts that a payload our decoder accepted into
+// p decodes in fxamacker to exactly the same fields.
+func checkPayloadAgainstGeneric(t testing.TB, data []byte, p *parsed) {
+	t.Helper()
+	if err := cbor.Wellformed(data); err != nil {
+		t.Fatalf("accepted a payload fxamacker finds malformed: %v", err)
+	}
 	var payload map[any]any
-	if err := genericMode.Unmarshal(p.payload, &payload); err != nil {
+	if err := genericMode.Unmarshal(data, &payload); err != nil {
 		t.Fatalf("fxamacker rejects an accepted payload: %v", err)
 	}
 	text := func(k string) string { s, _ := payload[k].(string); return s }
@@ -277,6 +287,64 @@ func FuzzParse(f *testing.F) {
 		}
 		checkAgainstGeneric(t, data, &p)
 	})
+}
+
+// smallPayloads are payloads of a few hundred bytes (one-byte
+// "certificates", three PCRs) in every length form the decoder accepts:
+// FuzzPayload's seeds, small enough to minimise quickly.
+func smallPayloads() [][]byte {
+	pcrs := []kv{{cUint(0), cBytes(mockPCR(0))}, {cUint(1), cBytes(mockPCR(1))}, {cUint(2), cBytes(mockPCR(2))}}
+	entries := func(pcrMap, bundle []byte, str func(major byte, b []byte) []byte) []kv {
+		return []kv{
+			{str(3, []byte("module_id")), str(3, []byte("i-0"))},
+			{str(3, []byte("digest")), str(3, []byte("SHA384"))},
+			{str(3, []byte("timestamp")), cUint(uint64(mockNow.UnixMilli()))},
+			{str(3, []byte("pcrs")), pcrMap},
+			{str(3, []byte("certificate")), str(2, []byte{0x30})},
+			{str(3, []byte("cabundle")), bundle},
+			{str(3, []byte("public_key")), cNull},
+			{str(3, []byte("user_data")), str(2, []byte("ud"))},
+			{str(3, []byte("nonce")), str(2, nil)},
+		}
+	}
+	definite := func(major byte, b []byte) []byte { return append(cHead(major, uint64(len(b))), b...) }
+	return [][]byte{
+		cMap(entries(cMap(pcrs, false), cArray(cBytes([]byte{1})), definite), false),
+		cMap(entries(cMap(pcrs, false), cArray(cBytes([]byte{1})), definite), true),
+		cMap(entries(cMap(pcrs, true), cIndefArray([][]byte{{1}, {2}}), definite), false),
+		cMap(entries(cMap(pcrs, true), cIndefArray([][]byte{{1}}), cChunked), true),
+	}
+}
+
+// FuzzPayload: the payload decoder alone, on small payloads; whatever it
+// accepts (indefinite lengths anywhere), fxamacker decodes to the same
+// values.
+func FuzzPayload(f *testing.F) {
+	for _, b := range smallPayloads() {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var p parsed
+		if err := parsePayload(data, &p); err != nil {
+			if !errors.As(err, new(*Error)) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		checkPayloadAgainstGeneric(t, data, &p)
+	})
+}
+
+// TestSmallPayloads: FuzzPayload's seeds all parse, so the fuzzer starts from
+// accepted inputs of every form.
+func TestSmallPayloads(t *testing.T) {
+	for i, b := range smallPayloads() {
+		var p parsed
+		if err := parsePayload(b, &p); err != nil {
+			t.Fatalf("payload %d: %v", i, err)
+		}
+		checkPayloadAgainstGeneric(t, b, &p)
+	}
 }
 
 var (

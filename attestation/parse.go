@@ -157,35 +157,27 @@ func parseProtected(b []byte) error {
 	return r.end("the protected header")
 }
 
-// parsePayload decodes the attestation document map. Only its top-level map
-// may have an indefinite length (NSM output since mid-2025).
+// parsePayload decodes the attestation document map. Any map, array or
+// string in it may have an indefinite length (the NSM's top-level map does
+// since mid-2025); the bounds are those of the definite forms.
 func parsePayload(b []byte, p *parsed) error {
 	if len(b) == 0 {
 		return fail(ErrPayload, "payload is empty")
 	}
-	r := newReader(b)
-	maj, n, indef, err := r.head("payload")
+	r := newPayloadReader(b)
+	n, indef, err := r.count(strictcbor.Map, "payload", ErrPayload)
 	if err != nil {
 		return err
-	}
-	if maj != strictcbor.Map {
-		return fail(ErrPayload, "payload is a %s, want a map", strictcbor.MajorName(maj))
 	}
 	if !indef && n > 9 {
 		return fail(ErrPayload, "payload map has %d entries, only 9 fields exist", n)
 	}
 	var seen uint16
 	for i := uint64(0); ; i++ {
-		if indef {
-			c, ok := r.Peek()
-			if !ok {
-				return fail(ErrCBOR, "payload map: unexpected end of data at offset %d", r.Off())
-			}
-			if c == strictcbor.Break {
-				r.Head() // the break code: one byte, already seen
-				break
-			}
-		} else if i == n {
+		// Duplicate keys are refused, so an indefinite map ends within 10 keys.
+		if more, err := r.next(indef, i, n, "payload map"); err != nil {
+			return err
+		} else if !more {
 			break
 		}
 		key, err := r.text("payload key", ErrPayload)
@@ -272,15 +264,22 @@ func parseField(r *reader, bit uint16, p *parsed) error {
 			return fail(ErrPayload, "certificate is %d bytes, want 1..%d", len(p.cert), maxCertSize)
 		}
 	case fCABundle:
-		n, err := r.definite(strictcbor.Array, "cabundle", ErrPayload)
+		n, indef, err := r.count(strictcbor.Array, "cabundle", ErrPayload)
 		if err != nil {
 			return err
 		}
-		if n == 0 || n > maxCABundle {
+		if !indef && (n == 0 || n > maxCABundle) {
 			return fail(ErrPayload, "cabundle has %d entries, want 1..%d", n, maxCABundle)
 		}
-		p.nCA = int(n)
-		for i := range p.nCA {
+		for i := 0; ; i++ {
+			if more, err := r.next(indef, uint64(i), n, "cabundle"); err != nil {
+				return err
+			} else if !more {
+				break
+			}
+			if i == maxCABundle {
+				return fail(ErrPayload, "cabundle has more than %d entries", maxCABundle)
+			}
 			c, err := r.bytes("cabundle entry", ErrPayload)
 			if err != nil {
 				return err
@@ -289,6 +288,10 @@ func parseField(r *reader, bit uint16, p *parsed) error {
 				return fail(ErrPayload, "cabundle[%d] is %d bytes, want 1..%d", i, len(c), maxCertSize)
 			}
 			p.cabundle[i] = c
+			p.nCA = i + 1
+		}
+		if p.nCA == 0 {
+			return fail(ErrPayload, "cabundle has 0 entries, want 1..%d", maxCABundle)
 		}
 	case fPublicKey:
 		if p.publicKey, err = optional(r, "public_key", 1); err != nil {
@@ -307,14 +310,25 @@ func parseField(r *reader, bit uint16, p *parsed) error {
 }
 
 func parsePCRs(r *reader, p *parsed) error {
-	n, err := r.definite(strictcbor.Map, "pcrs", ErrPayload)
+	n, indef, err := r.count(strictcbor.Map, "pcrs", ErrPayload)
 	if err != nil {
 		return err
 	}
-	if n == 0 || n > maxPCRs {
+	if !indef && (n == 0 || n > maxPCRs) {
 		return fail(ErrPCRs, "pcrs has %d entries, want 1..%d", n, maxPCRs)
 	}
-	for range n {
+	for i := uint64(0); ; i++ {
+		if more, err := r.next(indef, i, n, "pcrs"); err != nil {
+			return err
+		} else if !more {
+			if i == 0 {
+				return fail(ErrPCRs, "pcrs has 0 entries, want 1..%d", maxPCRs)
+			}
+			return nil
+		}
+		if i == maxPCRs {
+			return fail(ErrPCRs, "pcrs has more than %d entries", maxPCRs)
+		}
 		idx, err := r.unsigned("PCR index", ErrPCRs)
 		if err != nil {
 			return err
@@ -335,7 +349,6 @@ func parsePCRs(r *reader, p *parsed) error {
 		}
 		p.pcrs[idx] = v
 	}
-	return nil
 }
 
 // optional reads null (absent, nil) or a byte string of min..MaxAuxSize bytes
