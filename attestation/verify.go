@@ -216,11 +216,13 @@ var p384Order = [48]byte{
 // when the signed bytes are not those of a genuine document). Every Verifier
 // uses realSignatures.
 type signatures struct {
-	link  func(child, parent *x509.Certificate) error         // one chain link
-	es384 func(key *ecdsa.PublicKey, digest, sig []byte) bool // the COSE signature
+	link func(child, parent *x509.Certificate) error // one chain link
+	// es384 checks the COSE signature; nil calls ecdsa.VerifyASN1 directly,
+	// so that the digest and signature buffers stay on the stack.
+	es384 func(key *ecdsa.PublicKey, digest, sig []byte) bool
 }
 
-var realSignatures = signatures{link: (*x509.Certificate).CheckSignatureFrom, es384: ecdsa.VerifyASN1}
+var realSignatures = signatures{link: (*x509.Certificate).CheckSignatureFrom}
 
 // checkSignature verifies the ES384 signature over the Sig_structure built
 // from the received protected header and payload bytes, with an empty
@@ -240,7 +242,14 @@ func checkSignature(key *ecdsa.PublicKey, p *parsed, es384 func(key *ecdsa.Publi
 	h.Write(p.payload)
 	var digest [48]byte
 	var der [2 + 2*(2+49)]byte
-	if !es384(key, h.Sum(digest[:0]), derSignature(der[:0], r, s)) {
+	d, sig := h.Sum(digest[:0]), derSignature(der[:0], r, s)
+	var ok bool
+	if es384 == nil {
+		ok = ecdsa.VerifyASN1(key, d, sig)
+	} else {
+		ok = es384(key, bytes.Clone(d), bytes.Clone(sig)) // copies escape to the hook, not the buffers
+	}
+	if !ok {
 		return fail(ErrSignature, "ES384 signature does not verify with the leaf certificate key")
 	}
 	return nil
