@@ -298,8 +298,8 @@ func describeChain(c *genChain) string {
 // often enough for the comparison to mean something.
 func TestChainDifferential(t *testing.T) {
 	n := 400
-	if testing.Short() {
-		n = 100
+	if testing.Short() || raceEnabled {
+		n = 80
 	}
 	g := chainGen{rand.New(rand.NewPCG(10, 3))}
 	var goOK, walkOK, both int

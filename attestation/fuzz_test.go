@@ -482,12 +482,8 @@ func (g *sigGate) signatures() signatures {
 // (accepted, and the badsig ones rejected), on the (r, n-s) twin of a
 // signature, and fails a document whose signed bytes changed.
 func TestSigGate(t *testing.T) {
-	docs := realDocuments(t)
-	v, err := NewVerifier(Options{AtDocumentTime: true, AnyPCRs: true, AllowDebug: true, MaxAge: NoMaxAge})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v.cfg.sigs = newSigGate(t, docs).signatures()
+	fuzzSetup(t)
+	docs, v := realDocuments(t), fuzzVerifier
 	for name, doc := range docs {
 		_, err := v.Verify(doc)
 		if strings.Contains(name, "badsig") {

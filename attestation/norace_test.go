@@ -1,0 +1,5 @@
+//go:build !race
+
+package attestation
+
+const raceEnabled = false
