@@ -208,6 +208,22 @@ func applyEdits(base, s []byte) []byte {
 	return doc
 }
 
+// fuzzEdits runs check on real documents changed by edit scripts: every
+// unchanged document is a seed, and scripts longer than maxEditScript are
+// skipped.
+func fuzzEdits(f *testing.F, check func(t *testing.T, data []byte)) {
+	bases := fuzzBases(f)
+	for i := range bases {
+		f.Add(uint8(i), []byte(nil))
+	}
+	f.Fuzz(func(t *testing.T, base uint8, edits []byte) {
+		if len(edits) > maxEditScript {
+			return
+		}
+		check(t, applyEdits(bases[int(base)%len(bases)], edits))
+	})
+}
+
 // TestApplyEdits pins the edit-script format the seed corpora are written in.
 func TestApplyEdits(t *testing.T) {
 	base := []byte("abcdef")
@@ -268,15 +284,7 @@ func TestDifferential(t *testing.T) {
 // FuzzParse: the decoder never panics, fails only with *Error, and whatever
 // it accepts, fxamacker decodes to the same values.
 func FuzzParse(f *testing.F) {
-	bases := fuzzBases(f)
-	for i := range bases {
-		f.Add(uint8(i), []byte(nil))
-	}
-	f.Fuzz(func(t *testing.T, base uint8, edits []byte) {
-		if len(edits) > maxEditScript {
-			return
-		}
-		data := applyEdits(bases[int(base)%len(bases)], edits)
+	fuzzEdits(f, func(t *testing.T, data []byte) {
 		var p parsed
 		err := parse(data, &p)
 		if err != nil {
@@ -524,15 +532,7 @@ func negateScalar(s []byte) []byte {
 // genuine document (only the unsigned outer wrapping may differ).
 func FuzzVerify(f *testing.F) {
 	fuzzSetup(f)
-	bases := fuzzBases(f)
-	for i := range bases {
-		f.Add(uint8(i), []byte(nil))
-	}
-	f.Fuzz(func(t *testing.T, base uint8, edits []byte) {
-		if len(edits) > maxEditScript {
-			return
-		}
-		data := applyEdits(bases[int(base)%len(bases)], edits)
+	fuzzEdits(f, func(t *testing.T, data []byte) {
 		d, err := fuzzVerifier.Verify(data)
 		if err != nil {
 			if d != nil || !errors.As(err, new(*Error)) {
