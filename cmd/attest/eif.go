@@ -292,6 +292,9 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 		return usagef("--metadata gives the whole metadata section: it excludes --name, --version, --build-time, --os, --kernel-version and --custom-metadata")
 	}
 
+	if err := checkOutput("--output", *output); err != nil {
+		return err
+	}
 	in := eif.BuildInput{Arm64: *arch == "aarch64"}
 	in.Cmdline = *cmdline
 	if *cmdlineFile != "" {

@@ -64,6 +64,11 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	if *timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
+	if *out != "" {
+		if err := checkOutput("--out", *out); err != nil {
+			return err
+		}
+	}
 
 	var nonce []byte
 	switch vf.nonce {
