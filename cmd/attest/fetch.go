@@ -106,7 +106,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("document rejected: %w", err)
 	}
 	if err := keys.CheckBinding(*key, doc.PublicKey, res.PublicKey); err != nil {
-		return rejectf(checkKeyBinding, "document rejected: %w", err)
+		return rejectf(checkKeyBinding, "document rejected: key-binding check failed: %w", err)
 	}
 	if *out != "" {
 		if err := writeFileAtomic("--out", *out, func(f *os.File) error {

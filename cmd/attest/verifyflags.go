@@ -217,7 +217,7 @@ func (e *expectFlags) check(doc *attestation.Document, full []byte) error {
 		return nil
 	}
 	if doc.PublicKey == nil {
-		return rejectf(checkKeyBinding, "--public-key given, but the document has no public_key")
+		return rejectf(checkKeyBinding, "key-binding check failed: --public-key given, but the document has no public_key")
 	}
 	name := e.key
 	if name == "" {
@@ -227,7 +227,7 @@ func (e *expectFlags) check(doc *attestation.Document, full []byte) error {
 		}
 	}
 	if err := keys.CheckBinding(name, doc.PublicKey, full); err != nil {
-		return rejectf(checkKeyBinding, "--public-key %s: %v", e.publicKey, err)
+		return rejectf(checkKeyBinding, "key-binding check failed: --public-key %s: %v", e.publicKey, err)
 	}
 	return nil
 }
