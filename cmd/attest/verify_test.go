@@ -411,14 +411,14 @@ func TestPCRsFromNitroCLI(t *testing.T) {
 	wantExit(t, 2, "PCR1 is named by both", "verify", "--at-doc-time", "--pcrs-from", describe, "--pcr", "1="+prodPCR1, prodDoc)
 
 	for name, content := range map[string]string{
-		"sha256 measurements": `{"Measurements": {"HashAlgorithm": "Sha256 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
-		"no HashAlgorithm":    `{"Measurements": {"PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
-		"no PCR2":             `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `"}}`,
-		"duplicate PCR0":      `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR0": "` + otherPCR + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
-		"unknown measurement": `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `", "Extra": "x"}}`,
-		"PCR32":               `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `", "PCR32": "` + otherPCR + `"}}`,
-		"a list of values":    `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": ["` + prodPCR0 + `"], "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
-		"short value":         `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "abcd", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"sha256 measurements":    `{"Measurements": {"HashAlgorithm": "Sha256 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"no HashAlgorithm":       `{"Measurements": {"PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"no PCR2":                `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `"}}`,
+		"duplicate PCR0":         `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR0": "` + otherPCR + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"unknown measurement":    `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `", "Extra": "x"}}`,
+		"PCR32":                  `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `", "PCR32": "` + otherPCR + `"}}`,
+		"a list of values":       `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": ["` + prodPCR0 + `"], "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"short value":            `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "abcd", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
 		"duplicate Measurements": `{"Measurements": ` + measurements(prodPCR0) + `, "Measurements": ` + measurements(otherPCR) + `}`,
 		"both shapes":            `{"Measurements": ` + measurements(prodPCR0) + `, "pcrs": {"0": ["` + prodPCR0 + `"]}}`,
 		"duplicate other key":    `{"Measurements": ` + measurements(prodPCR0) + `, "IsSigned": true, "IsSigned": false}`,
