@@ -117,6 +117,9 @@ func decodeHexOrBase64(text []byte) ([]byte, bool) {
 	if len(h) >= 2 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X') {
 		h = h[2:]
 	}
+	if len(h) == 0 {
+		return nil, false
+	}
 	if d, err := hex.DecodeString(string(h)); err == nil {
 		return d, true
 	}

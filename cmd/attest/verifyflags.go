@@ -175,7 +175,7 @@ func addExpectFlags(fs *flag.FlagSet) *expectFlags {
 	e := &expectFlags{}
 	fs.StringVar(&e.userData, "user-data", "", "require the document's user_data to be these bytes (`HEX`)")
 	fs.StringVar(&e.publicKey, "public-key", "", "require the document's public_key to bind this full public key, as the agent returned it (`FILE`: raw bytes, hex, base64 or PEM; attest fetch --json and attest describe --json print it as hex)")
-	fs.StringVar(&e.key, "key", "", "the agent key --public-key is: hpke or rsa (default: inferred from the document's public_key)")
+	fs.StringVar(&e.key, "key", "", "the agent key --public-key is: `NAME`, hpke or rsa (default: inferred from the document's public_key)")
 	return e
 }
 
@@ -239,6 +239,9 @@ func decodeKeyText(b []byte) ([]byte, error) {
 		if len(bytes.TrimSpace(rest)) != 0 {
 			return nil, errors.New("data after the PEM block")
 		}
+		if len(blk.Bytes) == 0 {
+			return nil, errors.New("empty PEM block")
+		}
 		return blk.Bytes, nil
 	}
 	text := bytes.Join(bytes.Fields(b), nil)
@@ -248,7 +251,7 @@ func decodeKeyText(b []byte) ([]byte, error) {
 	if !isText(text) {
 		return b, nil // raw key bytes
 	}
-	if d, ok := decodeHexOrBase64(text); ok {
+	if d, ok := decodeHexOrBase64(text); ok && len(d) != 0 {
 		return d, nil
 	}
 	return nil, errors.New("not valid hex or base64")
