@@ -164,7 +164,11 @@ func parseArgs(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) 
 			}
 			return nil, usageError{errors.New(flagError(err.Error()))}
 		}
-		args = fs.Args()
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil // after "--", nothing is a flag
+		}
+		args = rest
 		if len(args) == 0 {
 			return pos, nil
 		}

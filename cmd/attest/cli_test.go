@@ -270,3 +270,13 @@ func TestJSONErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestDoubleDash: after "--" every argument is positional, even one that looks like a flag.
+func TestDoubleDash(t *testing.T) {
+	fs := newFlagSet("test")
+	j := fs.Bool("json", false, "")
+	pos, err := parseArgs(fs, "", []string{"a", "--json", "--", "-b", "--json"}, nil)
+	if err != nil || !*j || strings.Join(pos, " ") != "a -b --json" {
+		t.Errorf("pos %q, json %v, err %v", pos, *j, err)
+	}
+}
