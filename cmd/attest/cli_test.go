@@ -31,6 +31,16 @@ func (h *hexJSON) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// writeTestFile writes b to dir/name and returns the path.
+func writeTestFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func isHexString(s string) bool {
 	_, err := hex.DecodeString(s)
 	return err == nil && s != ""
@@ -158,13 +168,7 @@ func TestVersion(t *testing.T) {
 // files that cannot be opened or are missing), 1 for inputs read and rejected.
 func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeTestFile(t, dir, name, b) }
 	missing := filepath.Join(dir, "missing")
 	text := write("text", []byte("not what anything wants\n"))
 	// A DOC above maxDocText and one above MaxDocumentSize but under maxDocText: both were read.

@@ -316,13 +316,7 @@ func TestVerifyPublicKey(t *testing.T) {
 		}
 		docs[name], fullKeys[name] = doc, j.Key.PublicKey
 	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeTestFile(t, dir, name, b) }
 	verify := []string{"verify", "--root", ta.root, "--any-pcrs"}
 	for _, name := range []string{keys.HPKE, keys.RSA} {
 		other := keys.RSA

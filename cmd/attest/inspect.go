@@ -82,21 +82,8 @@ func runInspect(args []string, stdout, stderr io.Writer) error {
 		mode = "YES: PCR0, PCR1, PCR2 are zero"
 	}
 	fmt.Fprintf(&b, "debug mode   %s\n", mode)
-	for i := range 32 {
-		if v, ok := u.PCRs[i]; ok {
-			fmt.Fprintf(&b, "PCR%-2d        %x\n", i, v)
-		}
-	}
-	for _, f := range []struct {
-		name string
-		v    []byte
-	}{{"public_key", u.PublicKey}, {"user_data", u.UserData}, {"nonce", u.Nonce}, {"signature", u.Signature}} {
-		if f.v == nil {
-			fmt.Fprintf(&b, "%-12s absent\n", f.name)
-		} else {
-			fmt.Fprintf(&b, "%-12s %d bytes %x\n", f.name, len(f.v), f.v)
-		}
-	}
+	printContents(&b, u.PCRs, namedBytes{"public_key", u.PublicKey}, namedBytes{"user_data", u.UserData},
+		namedBytes{"nonce", u.Nonce}, namedBytes{"signature", u.Signature})
 	for _, c := range certs {
 		if c.ParseError != "" {
 			fmt.Fprintf(&b, "\n%s: does not parse: %s\n", c.Role, show(c.ParseError))

@@ -148,13 +148,7 @@ func TestVerifyAccepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeTestFile(t, dir, name, b) }
 	hexFile := write("doc.hex", []byte(hex.EncodeToString(doc)+"\n"))
 	b64 := base64.StdEncoding.EncodeToString(doc)
 	var wrapped strings.Builder

@@ -646,21 +646,8 @@ func printDocument(w io.Writer, doc *attestation.Document, asJSON bool) error {
 		mode = "YES: PCR0, PCR1, PCR2 are zero; the parent instance can read the enclave's memory"
 	}
 	fmt.Fprintf(&b, "debug mode   %s\n", mode)
-	for i := range 32 {
-		if v, ok := doc.PCRs[i]; ok {
-			fmt.Fprintf(&b, "PCR%-2d        %x\n", i, v)
-		}
-	}
-	for _, f := range []struct {
-		name string
-		v    []byte
-	}{{"public_key", doc.PublicKey}, {"user_data", doc.UserData}, {"nonce", doc.Nonce}} {
-		if f.v == nil {
-			fmt.Fprintf(&b, "%-12s absent\n", f.name)
-		} else {
-			fmt.Fprintf(&b, "%-12s %d bytes %x\n", f.name, len(f.v), f.v)
-		}
-	}
+	printContents(&b, doc.PCRs, namedBytes{"public_key", doc.PublicKey}, namedBytes{"user_data", doc.UserData},
+		namedBytes{"nonce", doc.Nonce})
 	for i, c := range doc.Chain {
 		role := "CA"
 		switch i {
@@ -674,4 +661,27 @@ func printDocument(w io.Writer, doc *attestation.Document, asJSON bool) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// namedBytes is a document field for printContents.
+type namedBytes struct {
+	name string
+	v    []byte // nil: absent
+}
+
+// printContents writes a document's PCRs in index order, then the fields, one
+// a line, as verify and inspect print them.
+func printContents(b *bytes.Buffer, pcrs map[int][]byte, fields ...namedBytes) {
+	for i := range 32 {
+		if v, ok := pcrs[i]; ok {
+			fmt.Fprintf(b, "PCR%-2d        %x\n", i, v)
+		}
+	}
+	for _, f := range fields {
+		if f.v == nil {
+			fmt.Fprintf(b, "%-12s absent\n", f.name)
+		} else {
+			fmt.Fprintf(b, "%-12s %d bytes %x\n", f.name, len(f.v), f.v)
+		}
+	}
 }
