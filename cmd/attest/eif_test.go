@@ -291,6 +291,25 @@ func TestEIFNitroCLINames(t *testing.T) {
 			t.Errorf("%s: policy %x", name, p)
 		}
 	}
+	// nitro-cli's describe-eif object for the project's vector, with the PCRs testdata/eif/EXPECTED.md
+	// gives, is the policy of the image itself.
+	nitro, err := parsePCRPolicy([]byte(`{"EifVersion": 4, "Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` +
+		eifVectorPCR0 + `", "PCR1": "` + eifVectorPCR1 + `", "PCR2": "` + eifVectorPCR2 + `"}, "IsSigned": false, "CheckCRC": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	measured, err := loadPCRPolicyFile(eifVector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nitro) != 3 || len(measured) != 3 {
+		t.Fatalf("policies %x, %x", nitro, measured)
+	}
+	for i := range 3 {
+		if !bytes.Equal(nitro[i][0], measured[i][0]) {
+			t.Errorf("PCR%d: nitro-cli JSON %x, measured %x", i, nitro[i][0], measured[i][0])
+		}
+	}
 	// One flag under two names is given once.
 	for _, pair := range [][]string{{"--output", "--output-file"}, {"--signing-key", "--private-key"}, {"--signing-cert", "--signing-certificate"}} {
 		a := append(append([]string{}, args...), pair[0], out)
