@@ -40,7 +40,7 @@ flags:
 func runFetch(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fetch")
 	addr := fs.String("addr", "", addrUsage)
-	key := fs.String("key", keys.HPKE, "the agent key the document binds: `NAME`, hpke or rsa")
+	key := fs.String("key", keys.HPKE, "the agent key the document binds, by `NAME`: hpke or rsa")
 	out := fs.String("out", "", "write the raw verified document (COSE_Sign1 bytes) to `FILE`")
 	timeout := fs.Duration("timeout", defaultAgentTimeout, timeoutUsage)
 	vf := addVerifyFlags(fs)

@@ -175,7 +175,7 @@ func addExpectFlags(fs *flag.FlagSet) *expectFlags {
 	e := &expectFlags{}
 	fs.StringVar(&e.userData, "user-data", "", "require the document's user_data to be these bytes (`HEX`)")
 	fs.StringVar(&e.publicKey, "public-key", "", "require the document's public_key to bind this full public key, as the agent returned it (`FILE`: raw bytes, hex, base64 or PEM; attest fetch --json and attest describe --json print it as hex)")
-	fs.StringVar(&e.key, "key", "", "the agent key --public-key is: `NAME`, hpke or rsa (default: inferred from the document's public_key)")
+	fs.StringVar(&e.key, "key", "", "which agent key --public-key is, by `NAME`: hpke or rsa (default: inferred from the document's public_key)")
 	return e
 }
 
