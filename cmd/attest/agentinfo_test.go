@@ -220,8 +220,17 @@ func TestHealth(t *testing.T) {
 	if out := wantExit(t, 1, `agent reports status "draining": it cannot serve`, "health", "--addr", sick.addr); out != "draining\n" {
 		t.Errorf("health = %q", out)
 	}
-	if out := wantExit(t, 1, `status "draining"`, "health", "--addr", sick.addr, "--json"); !strings.Contains(out, `"status": "draining"`) {
-		t.Errorf("health --json = %q", out)
+	// --json: one object, the status and the error together.
+	out := wantExit(t, 1, `status "draining"`, "health", "--addr", sick.addr, "--json")
+	var j struct {
+		Status string          `json:"status"`
+		Error  *jsonErrorField `json:"error"`
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil || dec.More() || j.Status != "draining" || j.Error == nil || j.Error.Check != "health" ||
+		!strings.Contains(j.Error.Message, `"draining"`) {
+		t.Errorf("health --json = %q (%v)", out, err)
 	}
 }
 

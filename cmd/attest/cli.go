@@ -164,7 +164,11 @@ func parseArgs(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) 
 			}
 			return nil, usageError{errors.New(flagError(err.Error()))}
 		}
-		args = fs.Args()
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil // after "--", nothing is a flag
+		}
+		args = rest
 		if len(args) == 0 {
 			return pos, nil
 		}
@@ -309,22 +313,34 @@ func oneOfAliases(fs *flag.FlagSet, name, alias string) error {
 	return nil
 }
 
+// checkOutput checks, before any work, that path (named by flag) can be an
+// output file: not a directory, in a directory that exists.
+func checkOutput(flag, path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return usagef("%s %s: is a directory", flag, path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return usagef("%s %s: directory %s: %v", flag, path, dir, pathErr(err))
+	case !st.IsDir():
+		return usagef("%s %s: %s is not a directory", flag, path, dir)
+	}
+	return nil
+}
+
 // writeFileAtomic writes path, named by flag, through a temporary file in the
 // same directory and a rename, so that a failed write never leaves a partial
 // file under the final name. A path that cannot be written (a directory, a
 // missing directory, no permission) is a usage error naming the path as given.
 func writeFileAtomic(flag, path string, write func(*os.File) error) error {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return usagef("%s %s: is a directory", flag, path)
+	if err := checkOutput(flag, path); err != nil {
+		return err
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		if st, serr := os.Stat(dir); serr != nil {
-			return usagef("%s %s: directory %s: %v", flag, path, dir, pathErr(serr))
-		} else if !st.IsDir() {
-			return usagef("%s %s: %s is not a directory", flag, path, dir)
-		}
 		return usagef("%s %s: cannot create a file in %s: %v", flag, path, dir, pathErr(err))
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename

@@ -63,7 +63,7 @@ func runEIF(args []string, stdout, stderr io.Writer) error {
 func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eif describe")
 	jsonOut := fs.Bool("json", false, "print the nitro-cli describe-eif JSON")
-	policy := fs.String("policy", "", "write a PCR policy file (PCR0, 1, 2 and 8 if signed) to this path")
+	policy := fs.String("policy", "", "write a PCR policy `FILE` (PCR0, 1, 2 and 8 if signed) for attest verify --pcrs-from")
 	pos, err := parseArgs(fs, eifUsage, args, stdout)
 	if err != nil {
 		return err
@@ -241,26 +241,26 @@ func (r *eifRepeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eif build")
-	kernel := fs.String("kernel", "", "kernel image (bzImage or Image)")
-	cmdline := fs.String("cmdline", "", "kernel command line")
-	cmdlineFile := fs.String("cmdline-file", "", "file holding the kernel command line (surrounding whitespace is trimmed, as nitro-cli does)")
+	kernel := fs.String("kernel", "", "kernel image `FILE` (bzImage or Image)")
+	cmdline := fs.String("cmdline", "", "kernel command line `TEXT`")
+	cmdlineFile := fs.String("cmdline-file", "", "`FILE` holding the kernel command line (surrounding whitespace is trimmed, as nitro-cli does)")
 	var ramdisks eifRepeated
-	fs.Var(&ramdisks, "ramdisk", "ramdisk, repeatable: the first is the bootstrap ramdisk (PCR1), the others the application (PCR2)")
-	metadataFile := fs.String("metadata", "", "the whole metadata section as JSON (ImageName, ImageVersion, BuildMetadata, DockerInfo, CustomMetadata)")
-	name := fs.String("name", "", "image name (default: the output file name without .eif)")
-	version := fs.String("version", "1.0", "image version")
-	buildTime := fs.String("build-time", "", "build time, RFC 3339 (default: $SOURCE_DATE_EPOCH if set, else now)")
-	osName := fs.String("os", "Unknown", "operating system recorded in the metadata")
-	kernelVersion := fs.String("kernel-version", "Unknown", "kernel version recorded in the metadata")
-	customFile := fs.String("custom-metadata", "", "JSON file recorded as CustomMetadata")
-	arch := fs.String("arch", "x86_64", "x86_64 or aarch64")
+	fs.Var(&ramdisks, "ramdisk", "ramdisk `FILE`, repeatable: the first is the bootstrap ramdisk (PCR1), the others the application (PCR2)")
+	metadataFile := fs.String("metadata", "", "the whole metadata section as a JSON `FILE` (ImageName, ImageVersion, BuildMetadata, DockerInfo, CustomMetadata)")
+	name := fs.String("name", "", "image `NAME` (default: the output file name without .eif)")
+	version := fs.String("version", "1.0", "image `VERSION`")
+	buildTime := fs.String("build-time", "", "build `TIME`, RFC 3339 (default: $SOURCE_DATE_EPOCH if set, else now)")
+	osName := fs.String("os", "Unknown", "operating system `NAME` recorded in the metadata")
+	kernelVersion := fs.String("kernel-version", "Unknown", "kernel `VERSION` recorded in the metadata")
+	customFile := fs.String("custom-metadata", "", "JSON `FILE` recorded as CustomMetadata")
+	arch := fs.String("arch", "x86_64", "`ARCH`: x86_64 or aarch64")
 	signingKey, signingCert, output := new(string), new(string), new(string)
-	fs.StringVar(signingKey, "signing-key", "", "PEM ECDSA private key (P-256, P-384 or P-521) to sign the image with")
-	fs.StringVar(signingKey, "private-key", "", "nitro-cli's name for --signing-key")
-	fs.StringVar(signingCert, "signing-cert", "", "PEM certificate of the signing key (its hash becomes PCR8)")
-	fs.StringVar(signingCert, "signing-certificate", "", "nitro-cli's name for --signing-cert")
-	fs.StringVar(output, "output", "", "EIF to write")
-	fs.StringVar(output, "output-file", "", "nitro-cli's name for --output")
+	fs.StringVar(signingKey, "signing-key", "", "PEM ECDSA private key `FILE` (P-256, P-384 or P-521) to sign the image with")
+	fs.StringVar(signingKey, "private-key", "", "nitro-cli's name for --signing-key (`FILE`)")
+	fs.StringVar(signingCert, "signing-cert", "", "PEM certificate `FILE` of the signing key (its hash becomes PCR8)")
+	fs.StringVar(signingCert, "signing-certificate", "", "nitro-cli's name for --signing-cert (`FILE`)")
+	fs.StringVar(output, "output", "", "EIF `FILE` to write")
+	fs.StringVar(output, "output-file", "", "nitro-cli's name for --output (`FILE`)")
 	jsonOut := fs.Bool("json", false, "print the measurements as nitro-cli build-enclave does")
 	pos, err := parseArgs(fs, eifUsage, args, stdout)
 	if err != nil {
@@ -292,6 +292,9 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 		return usagef("--metadata gives the whole metadata section: it excludes --name, --version, --build-time, --os, --kernel-version and --custom-metadata")
 	}
 
+	if err := checkOutput("--output", *output); err != nil {
+		return err
+	}
 	in := eif.BuildInput{Arm64: *arch == "aarch64"}
 	in.Cmdline = *cmdline
 	if *cmdlineFile != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -237,5 +238,87 @@ func TestVerifyPCRsFromEIF(t *testing.T) {
 	}
 	if code, _, errOut := attestRun(t, "verify", "--root", root, "--pcrs-from", broken, doc); code != 1 || !strings.Contains(errOut, "eif: truncated") {
 		t.Errorf("broken image: exit %d: %s", code, errOut)
+	}
+}
+
+// TestEIFOutputPath (item 10): an --output that is a directory or lies in a
+// missing directory is a usage error naming the path as given, and nothing is
+// written beside it.
+func TestEIFOutputPath(t *testing.T) {
+	dir := t.TempDir()
+	k, r := eifInputs+"kernel.bin", eifInputs+"ramdisk0.bin"
+	missing := filepath.Join(dir, "missing", "app.eif")
+	for _, c := range []struct{ output, want string }{
+		{dir, "--output " + dir + ": is a directory"},
+		{dir + "/", "--output " + dir + "/: is a directory"},
+		{missing, "--output " + missing + ": directory " + filepath.Dir(missing) + ": no such file or directory"},
+	} {
+		wantExit(t, 2, c.want, "eif", "build", "--kernel", k, "--cmdline", "x", "--ramdisk", r, "--output", c.output)
+	}
+	// describe --policy too.
+	wantExit(t, 2, "--policy "+dir+": is a directory", "eif", "describe", eifVector, "--policy", dir)
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 0 {
+		t.Errorf("left behind in %s: %v %v", dir, entries, err)
+	}
+}
+
+// TestEIFNitroCLINames (item 13): eif build takes nitro-cli's flag names, and
+// --pcrs-from reads what eif build --json and eif describe --json print (nitro-cli's
+// build-enclave and describe-eif shapes).
+func TestEIFNitroCLINames(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "signed.eif")
+	args := []string{"eif", "build", "--kernel", eifInputs + "kernel.bin", "--cmdline-file", eifInputs + "cmdline.txt",
+		"--ramdisk", eifInputs + "ramdisk0.bin", "--ramdisk", eifInputs + "ramdisk1.bin", "--json",
+		"--private-key", eifInputs + "signing-key.pem", "--signing-certificate", eifInputs + "signing-cert.pem", "--output-file", out}
+	built := wantExit(t, 0, "", args...)
+	img, err := eif.ParseFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(img.Measurements.PCR8) != eifVectorPCR8 {
+		t.Errorf("PCR8 %x: not signed with --private-key/--signing-certificate", img.Measurements.PCR8)
+	}
+	described := wantExit(t, 0, "", "eif", "describe", "--json", out)
+	for name, j := range map[string]string{"build --json": built, "describe --json": described} {
+		p, err := parsePCRPolicy([]byte(j))
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, j)
+		}
+		m := img.Measurements
+		if len(p) != 4 || !bytes.Equal(p[0][0], m.PCR0) || !bytes.Equal(p[1][0], m.PCR1) || !bytes.Equal(p[2][0], m.PCR2) || !bytes.Equal(p[8][0], m.PCR8) {
+			t.Errorf("%s: policy %x", name, p)
+		}
+	}
+	// nitro-cli's describe-eif object for the project's vector, with the PCRs testdata/eif/EXPECTED.md
+	// gives, is the policy of the image itself.
+	nitro, err := parsePCRPolicy([]byte(`{"EifVersion": 4, "Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` +
+		eifVectorPCR0 + `", "PCR1": "` + eifVectorPCR1 + `", "PCR2": "` + eifVectorPCR2 + `"}, "IsSigned": false, "CheckCRC": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	measured, err := loadPCRPolicyFile(eifVector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nitro) != 3 || len(measured) != 3 {
+		t.Fatalf("policies %x, %x", nitro, measured)
+	}
+	for i := range 3 {
+		if !bytes.Equal(nitro[i][0], measured[i][0]) {
+			t.Errorf("PCR%d: nitro-cli JSON %x, measured %x", i, nitro[i][0], measured[i][0])
+		}
+	}
+	// One flag under two names is given once.
+	for _, pair := range [][]string{{"--output", "--output-file"}, {"--signing-key", "--private-key"}, {"--signing-cert", "--signing-certificate"}} {
+		a := append(append([]string{}, args...), pair[0], out)
+		if code, _, errOut := attestRun(t, a...); code != 2 || !strings.Contains(errOut, "one flag") {
+			t.Errorf("%s with %s: exit %d: %s", pair[0], pair[1], code, errOut)
+		}
+	}
+	// attest pcr --signing-certificate, nitro-cli pcr's name.
+	if out := wantExit(t, 0, "", "pcr", "--signing-certificate", eifInputs+"signing-cert.pem"); !strings.Contains(out, eifVectorPCR8) {
+		t.Errorf("pcr --signing-certificate: %s", out)
 	}
 }

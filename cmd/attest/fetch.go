@@ -40,7 +40,7 @@ flags:
 func runFetch(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fetch")
 	addr := fs.String("addr", "", addrUsage)
-	key := fs.String("key", keys.HPKE, "the agent key the document binds: hpke or rsa")
+	key := fs.String("key", keys.HPKE, "the agent key the document binds, by `NAME`: hpke or rsa")
 	out := fs.String("out", "", "write the raw verified document (COSE_Sign1 bytes) to `FILE`")
 	timeout := fs.Duration("timeout", defaultAgentTimeout, timeoutUsage)
 	vf := addVerifyFlags(fs)
@@ -63,6 +63,11 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	}
 	if *timeout <= 0 {
 		return usagef("--timeout must be positive")
+	}
+	if *out != "" {
+		if err := checkOutput("--out", *out); err != nil {
+			return err
+		}
 	}
 
 	var nonce []byte
@@ -101,7 +106,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("document rejected: %w", err)
 	}
 	if err := keys.CheckBinding(*key, doc.PublicKey, res.PublicKey); err != nil {
-		return rejectf(checkKeyBinding, "document rejected: %w", err)
+		return rejectf(checkKeyBinding, "document rejected: key-binding check failed: %w", err)
 	}
 	if *out != "" {
 		if err := writeFileAtomic("--out", *out, func(f *os.File) error {

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -292,4 +294,63 @@ func TestFetchTimeout(t *testing.T) {
 	if !strings.Contains(errOut, "deadline") || time.Since(start) > time.Minute {
 		t.Errorf("stderr %q", errOut)
 	}
+}
+
+// TestVerifyPublicKey (item 12): attest verify --public-key checks that the
+// document binds the full key fetch returned, for both keys, whether the key
+// file is hex (as --json prints it), raw or PEM, the key named or inferred.
+func TestVerifyPublicKey(t *testing.T) {
+	ta := startFetchAgent(t, nil)
+	dir := t.TempDir()
+	docs, fullKeys := map[string]string{}, map[string][]byte{}
+	for _, name := range []string{keys.HPKE, keys.RSA} {
+		doc := filepath.Join(dir, name+".cbor")
+		out, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--key", name, "--json", "--out", doc)
+		var j struct {
+			Key struct {
+				PublicKey hexJSON `json:"public_key"`
+			} `json:"key"`
+		}
+		if err := json.Unmarshal([]byte(out), &j); err != nil {
+			t.Fatal(err)
+		}
+		docs[name], fullKeys[name] = doc, j.Key.PublicKey
+	}
+	write := func(name string, b []byte) string { return writeTestFile(t, dir, name, b) }
+	verify := []string{"verify", "--root", ta.root, "--any-pcrs"}
+	for _, name := range []string{keys.HPKE, keys.RSA} {
+		other := keys.RSA
+		if name == keys.RSA {
+			other = keys.HPKE
+		}
+		full := fullKeys[name]
+		for form, file := range map[string]string{
+			"hex":  write(name+".hex", []byte(hex.EncodeToString(full)+"\n")),
+			"raw":  write(name+".raw", full),
+			"b64":  write(name+".b64", []byte(base64.StdEncoding.EncodeToString(full))),
+			"PEM":  write(name+".pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: full})),
+			"0x":   write(name+".0x", []byte("0x"+hex.EncodeToString(full))),
+			"none": "",
+		} {
+			if file == "" {
+				continue
+			}
+			wantExit(t, 0, "", append(verify, "--public-key", file, docs[name])...)
+			wantExit(t, 0, "", append(verify, "--public-key", file, "--key", name, docs[name])...)
+			if form == "hex" {
+				// The other agent key is not what this document binds.
+				wantExit(t, 1, "key-binding", append(verify, "--public-key", write(other+".hex", []byte(hex.EncodeToString(fullKeys[other]))), docs[name])...)
+				wantExit(t, 1, "does not bind", append(verify, "--public-key", file, "--key", other, docs[name])...)
+			}
+		}
+	}
+	// A key with one bit flipped.
+	bad := append([]byte{}, fullKeys[keys.HPKE]...)
+	bad[len(bad)-1] ^= 1
+	wantExit(t, 1, "does not bind", append(verify, "--public-key", write("bad.hex", []byte(hex.EncodeToString(bad))), docs[keys.HPKE])...)
+	wantExit(t, 1, "not valid hex or base64", append(verify, "--public-key", write("junk", []byte("not a key!")), docs[keys.HPKE])...)
+	// A document without public_key.
+	wantExit(t, 1, "the document has no public_key", "verify", "--at-doc-time", "--any-pcrs", "--public-key", write("k.hex", []byte("00")),
+		realDocs+"evervault-20221013-prod.cbor")
+	wantExit(t, 2, "--key \"ed25519\"", append(verify, "--public-key", write("k2.hex", []byte("00")), "--key", "ed25519", docs[keys.HPKE])...)
 }

@@ -32,7 +32,7 @@ func runPCR(args []string, stdout, stderr io.Writer) error {
 	instanceID := fs.String("instance-id", "", "EC2 instance `ID` of the parent instance (PCR4)")
 	var signingCert string
 	fs.StringVar(&signingCert, "signing-cert", "", "EIF signing certificate `FILE`, PEM or DER (PCR8)")
-	fs.StringVar(&signingCert, "signing-certificate", "", "nitro-cli's name for --signing-cert")
+	fs.StringVar(&signingCert, "signing-certificate", "", "nitro-cli's name for --signing-cert (`FILE`)")
 	input := fs.String("input", "", "`FILE` to measure as nitro-cli pcr --input does")
 	jsonOut := fs.Bool("json", false, "print a JSON object (keys PCR3, PCR4, PCR8, PCR)")
 	pos, err := parseArgs(fs, pcrUsage, args, stdout)

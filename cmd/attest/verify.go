@@ -30,8 +30,9 @@ rejected unless --allow-debug. Documents older than 5 minutes (--max-age) are
 rejected. --nonce, --user-data and --public-key require what the document
 binds. No flag takes an empty value: leave a flag out instead.
 
-Exit status: 0 valid, 1 rejected (the failed check is named on stderr; with
---json also in a JSON error object on stdout), 2 usage error.
+Exit status: 0 valid, 1 rejected: the document or a file was read and is not
+acceptable (the failed check is named on stderr; with --json also in a JSON
+error object on stdout), 2 usage error: a flag, or a file that cannot be opened.
 
 flags:
 `
@@ -116,6 +117,9 @@ func decodeHexOrBase64(text []byte) ([]byte, bool) {
 	h := text
 	if len(h) >= 2 && h[0] == '0' && (h[1] == 'x' || h[1] == 'X') {
 		h = h[2:]
+	}
+	if len(h) == 0 {
+		return nil, false
 	}
 	if d, err := hex.DecodeString(string(h)); err == nil {
 		return d, true

@@ -148,13 +148,7 @@ func TestVerifyAccepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name string, b []byte) string { return writeTestFile(t, dir, name, b) }
 	hexFile := write("doc.hex", []byte(hex.EncodeToString(doc)+"\n"))
 	b64 := base64.StdEncoding.EncodeToString(doc)
 	var wrapped strings.Builder
@@ -312,4 +306,123 @@ func TestPolicyFromEIFDescribe(t *testing.T) {
 	}
 	// A real document does not match a synthetic image.
 	wantExit(t, 1, "pcr-policy check failed: PCR0", "verify", "--at-doc-time", "--pcrs-from", out, prodDoc)
+}
+
+// TestDocumentText (item 9): 0x-prefixed hex is accepted; hex with a stray
+// character, or text neither hex nor base64, says so instead of failing later
+// with a CBOR error.
+func TestDocumentText(t *testing.T) {
+	doc, err := os.ReadFile(prodDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hex.EncodeToString(doc)
+	for name, text := range map[string]string{
+		"0x hex":         "0x" + h + "\n",
+		"0X hex wrapped": "0X" + h[:100] + "\n" + h[100:],
+		"upper hex":      strings.ToUpper(h),
+	} {
+		t.Run(name, func(t *testing.T) {
+			verifyStdin = strings.NewReader(text)
+			defer func() { verifyStdin = os.Stdin }()
+			wantExit(t, 0, "", "verify", "--at-doc-time", "--any-pcrs", "-")
+		})
+	}
+	for name, text := range map[string]string{
+		"stray character in hex":     h[:500] + "g" + h[500:],
+		"stray character, even size": h[:500] + "x" + h[501:],
+		"odd number of hex digits":   h[:len(h)-1],
+		"0x with a stray character":  "0x" + h[:10] + "z" + h[10:],
+		"0x base64":                  "0x" + base64.StdEncoding.EncodeToString(doc),
+		"prose":                      "this is not a document at all",
+		"base64 of something else":   base64.StdEncoding.EncodeToString([]byte("not COSE")),
+	} {
+		t.Run(name, func(t *testing.T) {
+			verifyStdin = strings.NewReader(text)
+			defer func() { verifyStdin = os.Stdin }()
+			wantExit(t, 1, "not valid hex or base64", "verify", "--at-doc-time", "--any-pcrs", "-")
+		})
+	}
+}
+
+// TestVerifyUserData (item 12): --user-data requires the document's user_data.
+func TestVerifyUserData(t *testing.T) {
+	ud := hex.EncodeToString([]byte("some user data"))
+	wantExit(t, 0, "", "verify", "--at-doc-time", "--any-pcrs", "--user-data", ud, prodDoc)
+	wantExit(t, 1, "user-data check failed", "verify", "--at-doc-time", "--any-pcrs", "--user-data", ud+"00", prodDoc)
+	wantExit(t, 1, "user-data check failed: the document has no user_data", "verify", "--at-doc-time", "--any-pcrs",
+		"--user-data", ud, realDocs+"bedrock-20250829-prod.cbor")
+	wantExit(t, 2, "--user-data: not hex", "verify", "--at-doc-time", "--any-pcrs", "--user-data", "xyz", prodDoc)
+	wantExit(t, 2, "--key names the key of --public-key", "verify", "--at-doc-time", "--any-pcrs", "--key", "rsa", prodDoc)
+}
+
+// TestRejectionHints (item 16): the rejections with an obvious next step say it.
+func TestRejectionHints(t *testing.T) {
+	wantExit(t, 1, "--allow-debug accepts it, for development only", "verify", "--at-doc-time", "--any-pcrs", debugDoc)
+	// A genuine document past its leaf's validity verifies as of its own time.
+	wantExit(t, 1, "--at-doc-time verifies it as of its own timestamp, for audits", "verify", "--any-pcrs", prodDoc)
+	// No hint when the document would not verify at its own time either, or when --at chose the time.
+	if code, _, errOut := runAttest(t, "verify", "--any-pcrs", badsigDoc); code != 1 || strings.Contains(errOut, "--at-doc-time") {
+		t.Errorf("bad signature: exit %d: %s", code, errOut)
+	}
+	if code, _, errOut := runAttest(t, "verify", "--any-pcrs", "--at", "2030-01-01T00:00:00Z", prodDoc); code != 1 ||
+		!strings.Contains(errOut, "validity check failed") || strings.Contains(errOut, "--at-doc-time") {
+		t.Errorf("--at: exit %d: %s", code, errOut)
+	}
+}
+
+// TestPCRsFromNitroCLI (item 13): --pcrs-from reads nitro-cli's describe-eif
+// and build-enclave output, strictly.
+func TestPCRsFromNitroCLI(t *testing.T) {
+	measurements := func(pcr0 string) string {
+		return `{"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + pcr0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}`
+	}
+	// build-enclave's output; PCR2 does not match.
+	build := writePolicy(t, `{"Measurements": `+measurements(prodPCR0)+`}`)
+	wantExit(t, 1, "pcr-policy check failed: PCR2", "verify", "--at-doc-time", "--pcrs-from", build, prodDoc)
+	// describe-eif's whole object (the other keys are not policy); the PCRs of prodDoc.
+	var pcr2 string
+	{
+		out := wantExit(t, 0, "", "verify", "--json", "--at-doc-time", "--any-pcrs", prodDoc)
+		var j struct{ PCRs map[string]string }
+		if err := json.Unmarshal([]byte(out), &j); err != nil {
+			t.Fatal(err)
+		}
+		pcr2 = j.PCRs["2"]
+	}
+	describe := writePolicy(t, `{
+  "EifVersion": 4,
+  "Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "`+prodPCR0+`", "PCR1": "`+prodPCR1+`", "PCR2": "`+pcr2+`"},
+  "IsSigned": false,
+  "CheckCRC": true,
+  "ImageName": "app",
+  "ImageVersion": "1.0",
+  "Metadata": {"BuildTime": "2025-08-27T00:00:00+00:00", "BuildTool": "nitro-cli", "BuildToolVersion": "1.4.2",
+    "OperatingSystem": "Linux", "KernelVersion": "6.6", "DockerInfo": {"Id": "x"}}
+}`)
+	wantExit(t, 0, "", "verify", "--at-doc-time", "--pcrs-from", describe, prodDoc)
+	// A PCR named by the file and by --pcr is refused (item 2), with nitro-cli's shape too.
+	wantExit(t, 2, "PCR1 is named by both", "verify", "--at-doc-time", "--pcrs-from", describe, "--pcr", "1="+prodPCR1, prodDoc)
+
+	for name, content := range map[string]string{
+		"sha256 measurements":    `{"Measurements": {"HashAlgorithm": "Sha256 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"no HashAlgorithm":       `{"Measurements": {"PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"no PCR2":                `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `"}}`,
+		"duplicate PCR0":         `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR0": "` + otherPCR + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"unknown measurement":    `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `", "Extra": "x"}}`,
+		"PCR32":                  `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "` + prodPCR0 + `", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `", "PCR32": "` + otherPCR + `"}}`,
+		"a list of values":       `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": ["` + prodPCR0 + `"], "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"short value":            `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": "abcd", "PCR1": "` + prodPCR1 + `", "PCR2": "` + otherPCR + `"}}`,
+		"duplicate Measurements": `{"Measurements": ` + measurements(prodPCR0) + `, "Measurements": ` + measurements(otherPCR) + `}`,
+		"both shapes":            `{"Measurements": ` + measurements(prodPCR0) + `, "pcrs": {"0": ["` + prodPCR0 + `"]}}`,
+		"duplicate other key":    `{"Measurements": ` + measurements(prodPCR0) + `, "IsSigned": true, "IsSigned": false}`,
+		"no policy at all":       `{"EifVersion": 4}`,
+		"trailing data":          `{"Measurements": ` + measurements(prodPCR0) + `} {}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := loadPCRPolicyFile(writePolicy(t, content)); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
 }

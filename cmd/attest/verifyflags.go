@@ -175,7 +175,7 @@ func addExpectFlags(fs *flag.FlagSet) *expectFlags {
 	e := &expectFlags{}
 	fs.StringVar(&e.userData, "user-data", "", "require the document's user_data to be these bytes (`HEX`)")
 	fs.StringVar(&e.publicKey, "public-key", "", "require the document's public_key to bind this full public key, as the agent returned it (`FILE`: raw bytes, hex, base64 or PEM; attest fetch --json and attest describe --json print it as hex)")
-	fs.StringVar(&e.key, "key", "", "the agent key --public-key is: hpke or rsa (default: inferred from the document's public_key)")
+	fs.StringVar(&e.key, "key", "", "which agent key --public-key is, by `NAME`: hpke or rsa (default: inferred from the document's public_key)")
 	return e
 }
 
@@ -217,7 +217,7 @@ func (e *expectFlags) check(doc *attestation.Document, full []byte) error {
 		return nil
 	}
 	if doc.PublicKey == nil {
-		return rejectf(checkKeyBinding, "--public-key given, but the document has no public_key")
+		return rejectf(checkKeyBinding, "key-binding check failed: --public-key given, but the document has no public_key")
 	}
 	name := e.key
 	if name == "" {
@@ -227,7 +227,7 @@ func (e *expectFlags) check(doc *attestation.Document, full []byte) error {
 		}
 	}
 	if err := keys.CheckBinding(name, doc.PublicKey, full); err != nil {
-		return rejectf(checkKeyBinding, "--public-key %s: %v", e.publicKey, err)
+		return rejectf(checkKeyBinding, "key-binding check failed: --public-key %s: %v", e.publicKey, err)
 	}
 	return nil
 }
@@ -239,6 +239,9 @@ func decodeKeyText(b []byte) ([]byte, error) {
 		if len(bytes.TrimSpace(rest)) != 0 {
 			return nil, errors.New("data after the PEM block")
 		}
+		if len(blk.Bytes) == 0 {
+			return nil, errors.New("empty PEM block")
+		}
 		return blk.Bytes, nil
 	}
 	text := bytes.Join(bytes.Fields(b), nil)
@@ -248,7 +251,7 @@ func decodeKeyText(b []byte) ([]byte, error) {
 	if !isText(text) {
 		return b, nil // raw key bytes
 	}
-	if d, ok := decodeHexOrBase64(text); ok {
+	if d, ok := decodeHexOrBase64(text); ok && len(d) != 0 {
 		return d, nil
 	}
 	return nil, errors.New("not valid hex or base64")
@@ -643,21 +646,8 @@ func printDocument(w io.Writer, doc *attestation.Document, asJSON bool) error {
 		mode = "YES: PCR0, PCR1, PCR2 are zero; the parent instance can read the enclave's memory"
 	}
 	fmt.Fprintf(&b, "debug mode   %s\n", mode)
-	for i := range 32 {
-		if v, ok := doc.PCRs[i]; ok {
-			fmt.Fprintf(&b, "PCR%-2d        %x\n", i, v)
-		}
-	}
-	for _, f := range []struct {
-		name string
-		v    []byte
-	}{{"public_key", doc.PublicKey}, {"user_data", doc.UserData}, {"nonce", doc.Nonce}} {
-		if f.v == nil {
-			fmt.Fprintf(&b, "%-12s absent\n", f.name)
-		} else {
-			fmt.Fprintf(&b, "%-12s %d bytes %x\n", f.name, len(f.v), f.v)
-		}
-	}
+	printContents(&b, doc.PCRs, namedBytes{"public_key", doc.PublicKey}, namedBytes{"user_data", doc.UserData},
+		namedBytes{"nonce", doc.Nonce})
 	for i, c := range doc.Chain {
 		role := "CA"
 		switch i {
@@ -671,4 +661,27 @@ func printDocument(w io.Writer, doc *attestation.Document, asJSON bool) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// namedBytes is a document field for printContents.
+type namedBytes struct {
+	name string
+	v    []byte // nil: absent
+}
+
+// printContents writes a document's PCRs in index order, then the fields, one
+// a line, as verify and inspect print them.
+func printContents(b *bytes.Buffer, pcrs map[int][]byte, fields ...namedBytes) {
+	for i := range 32 {
+		if v, ok := pcrs[i]; ok {
+			fmt.Fprintf(b, "PCR%-2d        %x\n", i, v)
+		}
+	}
+	for _, f := range fields {
+		if f.v == nil {
+			fmt.Fprintf(b, "%-12s absent\n", f.name)
+		} else {
+			fmt.Fprintf(b, "%-12s %d bytes %x\n", f.name, len(f.v), f.v)
+		}
+	}
 }
