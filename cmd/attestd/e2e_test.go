@@ -482,11 +482,14 @@ func TestFaultsFromFileAreTyped(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	}
-	if _, err := c.Health(context.Background()); err != nil {
-		t.Fatal(err)
+	// Health reports that the agent cannot attest, and why.
+	h, err := c.Health(context.Background())
+	if err != nil || h.Status != vsockrpc.HealthNSMFailing || h.Attest.ConsecutiveFailures != 3 ||
+		!strings.Contains(h.Attest.LastError, "InternalError") {
+		t.Fatalf("health with every attestation failing: %+v, %v", h, err)
 	}
 	lc := d.client(t, d.local)
-	_, err := lc.Random(context.Background(), 16)
+	_, err = lc.Random(context.Background(), 16)
 	var e *vsockrpc.Error
 	if !errors.As(err, &e) || e.Code != vsockrpc.CodeUnavailable {
 		t.Fatalf("random with EIO: %v", err)
