@@ -25,6 +25,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ import (
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/cliflag"
+	internalversion "github.com/attestd/attestd/internal/version"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
@@ -42,9 +45,9 @@ import (
 	"github.com/attestd/attestd/vsockrpc"
 )
 
-// version is the agent version; release builds set it with
-// -ldflags '-X main.version=...'.
-var version = "dev"
+// version is the agent version: the project's one constant, so a build is
+// reproducible from the tree alone.
+const version = internalversion.Version
 
 const mockPrefix = "mock:"
 
@@ -86,14 +89,21 @@ var errHelp = errors.New("help requested")
 
 type usageError struct{ error }
 
-func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
+const usage = `usage: attestd [flags]
+
+The attestation agent inside a Nitro Enclave (docs/agent.md). Exit status: 0 after a clean
+shutdown, 1 on failure, 2 on a usage error.
+
+flags:
+`
+
+// parseFlags parses and checks every flag and address, before any start-up
+// work: a mistake in them is a usage error (exit 2), never a failure found
+// after the gates ran or the keys were generated. --help prints the help on
+// stdout and returns errHelp.
+func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("attestd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: attestd [flags]\n\nThe attestation agent inside a Nitro Enclave (docs/agent.md).\n\nflags:\n")
-		fs.PrintDefaults()
-	}
 	fs.StringVar(&o.nsmPath, "nsm", nsm.DefaultPath, "NSM device, or mock:DIR for the in-process software NSM of a mock directory (development)")
 	fs.StringVar(&o.listen, "listen", "vsock://:5005", "parent API address: vsock://:PORT, or unix:///PATH or tcp://127.0.0.1:PORT for development")
 	fs.StringVar(&o.local, "local", "unix:///run/attestd.sock", "in-enclave API: unix:///PATH (created mode 0600); empty disables it")
@@ -114,8 +124,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			cliflag.PrintHelp(stdout, fs, usage)
 			return nil, false, errHelp
 		}
 		return nil, false, usageError{err}
@@ -171,22 +182,97 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	if o.maxConns < 1 || o.drainTimeout <= 0 {
 		return nil, false, usageError{errors.New("--max-conns and --drain-timeout must be positive")}
 	}
-	if _, err := vsockrpc.ParseAddr(o.listen); err != nil {
-		return nil, false, usageError{fmt.Errorf("--listen: %v", err)}
+	if err := checkAddrs(o); err != nil {
+		return nil, false, usageError{err}
 	}
-	if o.local != "" {
-		a, err := vsockrpc.ParseAddr(o.local)
-		if err != nil {
-			return nil, false, usageError{fmt.Errorf("--local: %v", err)}
-		}
-		if a.Network != "unix" {
-			return nil, false, usageError{errors.New("--local: the in-enclave API is served only on a unix socket")}
-		}
+	if err := checkNSM(o.nsmPath); err != nil {
+		return nil, false, usageError{err}
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, false, usageError{fmt.Errorf("--log-format %q: want text or json", o.logFormat)}
 	}
+	if _, err := newLogger(o, io.Discard); err != nil {
+		return nil, false, usageError{err}
+	}
 	return o, false, nil
+}
+
+// checkAddrs checks --listen and --local as Listen will take them: the form,
+// TCP on loopback only, a unix socket's directory existing, and two distinct
+// sockets.
+func checkAddrs(o *options) error {
+	pa, err := vsockrpc.ParseAddr(o.listen)
+	if err == nil {
+		err = pa.CheckListen()
+	}
+	if err == nil {
+		err = checkSocketDir(pa)
+	}
+	if err != nil {
+		return fmt.Errorf("--listen: %v", err)
+	}
+	if o.local == "" {
+		return nil
+	}
+	la, err := vsockrpc.ParseAddr(o.local)
+	if err != nil {
+		return fmt.Errorf("--local: %v", err)
+	}
+	if la.Network != "unix" {
+		return errors.New("--local: the in-enclave API is served only on a unix socket")
+	}
+	if err := checkSocketDir(la); err != nil {
+		return fmt.Errorf("--local: %v", err)
+	}
+	if pa.Network == "unix" && filepath.Clean(pa.Path) == filepath.Clean(la.Path) {
+		return fmt.Errorf("--listen and --local are the same socket %s", la.Path)
+	}
+	return nil
+}
+
+// checkSocketDir requires the directory of a unix socket to exist.
+func checkSocketDir(a vsockrpc.Addr) error {
+	if a.Network != "unix" {
+		return nil
+	}
+	if err := checkDir(filepath.Dir(a.Path)); err != nil {
+		return fmt.Errorf("the socket's directory: %v", err)
+	}
+	return nil
+}
+
+// checkDir requires dir to be an existing directory.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
+// checkNSM checks --nsm: a device path, or mock:DIR naming a directory. (The
+// device itself is opened after the platform gates; its absence is a
+// failure of the platform, exit 1.)
+func checkNSM(spec string) error {
+	if spec == "" {
+		return errors.New("--nsm: the value is empty")
+	}
+	dir, ok := strings.CutPrefix(spec, mockPrefix)
+	if !ok {
+		return nil
+	}
+	if dir == "" {
+		return errors.New("--nsm mock:DIR needs a directory")
+	}
+	if err := checkDir(dir); err != nil {
+		return fmt.Errorf("--nsm %s: %v (create it with nsm-mock init --dir %s)", spec, err, dir)
+	}
+	return nil
 }
 
 func readSmallFile(path string, max int) ([]byte, error) {
@@ -218,18 +304,18 @@ func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, showVersion, err := parseFlags(args, stderr)
+	o, showVersion, err := parseFlags(args, stdout)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "attestd: %v\n", err)
+		fmt.Fprintf(stderr, "attestd: %v\nrun 'attestd --help' for usage\n", err)
 		return 2
 	case showVersion:
 		fmt.Fprintf(stdout, "attestd %s (%s)\n", version, runtime.Version())
 		return 0
 	}
-	log, err := newLogger(o, stderr)
+	log, err := newLogger(o, stderr) // checked by parseFlags
 	if err != nil {
 		fmt.Fprintf(stderr, "attestd: %v\n", err)
 		return 2
