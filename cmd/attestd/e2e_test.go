@@ -296,6 +296,27 @@ func TestSoftwareNSMEndToEnd(t *testing.T) {
 // TestFailsClosedWithoutNSMHWRNG: on a device (here the FUSE mock at
 // /dev/nsm), the hwrng gate fails closed unless relaxed. (The software NSM
 // relaxes it by itself: TestSoftwareNSMEndToEnd.)
+// TestSocketGroup: --socket-group makes both unix sockets mode 0660, owned by
+// the group, so a developer in the group needs no root; without it they are
+// 0600 (TestSoftwareNSMEndToEnd).
+func TestSocketGroup(t *testing.T) {
+	gid := os.Getgid()
+	d := startMock(t, "", "--socket-group", strconv.Itoa(gid))
+	for _, addr := range []string{d.parent, d.local} {
+		fi, err := os.Stat(strings.TrimPrefix(addr, "unix://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || int(st.Gid) != gid {
+			t.Errorf("%s: mode %v, group %d; want 0660, %d", addr, fi.Mode().Perm(), st.Gid, gid)
+		}
+	}
+	if !strings.Contains(d.log.String(), "--socket-group: the unix sockets are mode 0660") {
+		t.Errorf("no warning:\n%s", d.log)
+	}
+	d.attest(t, d.client(t, d.parent), "rsa")
+}
+
 func TestFailsClosedWithoutNSMHWRNG(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(entropy.DefaultSysfsRoot, entropy.RNGCurrentPath)); err == nil && strings.TrimSpace(string(b)) == entropy.NSMHWRNG {
 		t.Skip("this host's hwrng is nsm-hwrng")
@@ -444,6 +465,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--nsm", "mock:" + dir, "--listen", "unix://" + sd + "/p", "--local", "unix://" + sd + "/missing/l"}, "--local: the socket's directory"},
 		{[]string{"--nsm", "mock:" + dir, "--listen", "unix://" + sd + "/p", "--local", "unix://" + sd + "/p"}, "--listen and --local are the same socket"},
 		{[]string{"--nsm", "mock:" + sd + "/nomock"}, "--nsm mock:" + sd + "/nomock: " + sd + "/nomock does not exist (create it with nsm-mock init"},
+		{[]string{"--socket-group", "no-such-group-attestd"}, `--socket-group "no-such-group-attestd": no such group`},
 		{[]string{"--nsm", ""}, "--nsm: the value is empty"}, {[]string{"--nsm", "mock:"}, "needs a directory"},
 	} {
 		cmd := exec.Command(attestdBin, c.args...)

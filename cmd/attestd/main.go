@@ -25,8 +25,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -83,6 +85,10 @@ type options struct {
 	reseed       time.Duration
 	maxConns     int
 	drainTimeout time.Duration
+	// socketGroup, if not "", is --socket-group: the unix sockets are made
+	// mode 0660 and owned by group socketGID.
+	socketGroup string
+	socketGID   int
 }
 
 var errHelp = errors.New("help requested")
@@ -120,6 +126,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	fs.BoolVar(&o.platform.SkipClockSourceCheck, "insecure-skip-clocksource-check", false, "start even if the clock source is not the hypervisor's, kvm-clock (arch_sys_counter on arm64) (development only; logged as a warning)")
 	insecureDev := fs.Bool("insecure-dev", false, "development outside an enclave: relax the three host gates (hwrng, kernel, clock source) together; --nsm mock:DIR implies it (logged as one INSECURE warning; the debug gate stays)")
 	fs.BoolVar(&o.skipDebug, "insecure-skip-debug-check", false, "start even in a debug-mode enclave (PCR0 all zeros or not locked), whose documents prove nothing (development only; logged as a warning)")
+	fs.StringVar(&o.socketGroup, "socket-group", "", "development: make the unix sockets of --listen and --local mode 0660, owned by this `group` (name or number), so its members need no root (logged as a warning)")
 	fs.DurationVar(&o.reseed, "reseed-interval", entropy.DefaultReseedInterval, "how often to reseed the kernel pool from the NSM")
 	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
@@ -188,6 +195,13 @@ func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	if err := checkNSM(o.nsmPath); err != nil {
 		return nil, false, usageError{err}
 	}
+	if o.socketGroup != "" {
+		gid, err := lookupGroup(o.socketGroup)
+		if err != nil {
+			return nil, false, usageError{err}
+		}
+		o.socketGID = gid
+	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, false, usageError{fmt.Errorf("--log-format %q: want text or json", o.logFormat)}
 	}
@@ -253,6 +267,30 @@ func checkDir(dir string) error {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
 	return nil
+}
+
+// lookupGroup returns the id of a group given by name or number.
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		g, err = user.LookupGroupId(name)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--socket-group %q: no such group", name)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// shareSocket makes a unix socket mode 0660, owned by group gid (--socket-group).
+func shareSocket(addr string, gid int) error {
+	a, err := vsockrpc.ParseAddr(addr)
+	if err != nil || a.Network != "unix" {
+		return err
+	}
+	if err := os.Chown(a.Path, -1, gid); err != nil {
+		return err
+	}
+	return os.Chmod(a.Path, 0o660)
 }
 
 // checkNSM checks --nsm: a device path, or mock:DIR naming a directory. (The
@@ -415,6 +453,18 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	servers, err := listen(o, a, log)
 	if err != nil {
 		return err
+	}
+	if o.socketGroup != "" {
+		for _, s := range servers {
+			if err := shareSocket(s.addr, o.socketGID); err != nil {
+				for _, s := range servers {
+					s.l.Close()
+				}
+				return fmt.Errorf("--socket-group: %s: %w", s.addr, err)
+			}
+		}
+		log.Warn("--socket-group: the unix sockets are mode 0660: every member of the group can use the APIs (development only)",
+			"group", o.socketGroup)
 	}
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
