@@ -188,6 +188,9 @@ type request struct {
 func decodeRequest(body []byte) (req request, idKnown bool, e *Error) {
 	var buf [maxRequestPairs]strictcbor.Entry
 	m, err := readFields(body, buf[:0], maxRequestPairs, maxRequestDepth)
+	if err == nil {
+		err = checkNoFloats(body) // the rest of the encoding rules: one rule for the whole body (encoding.go)
+	}
 	if err != nil {
 		return req, false, Errorf(CodeBadRequest, "malformed request: %v", err)
 	}
