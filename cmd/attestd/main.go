@@ -371,17 +371,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// hint says how to fix a failed start-up gate, and which flag relaxes it.
+// hint says how to fix a failed start-up gate, and which flag relaxes it;
+// for the three host gates, also the one flag that relaxes them together.
 func hint(err error) string {
+	const dev = "; outside an enclave, --insecure-dev relaxes the three host gates (kernel, clock source, hwrng) at once"
 	switch {
 	case errors.As(err, new(*platform.KernelError)):
-		return "the enclave kernel must be " + platform.MinKernel.String() + " or newer (aws-nitro-enclaves-sdk-bootstrap builds 6.6); --insecure-skip-kernel-check relaxes this for development or a stable-series kernel you vetted"
+		return "the enclave kernel must be " + platform.MinKernel.String() + " or newer (aws-nitro-enclaves-sdk-bootstrap builds 6.6); --insecure-skip-kernel-check relaxes this for development or a stable-series kernel you vetted" + dev
 	case errors.As(err, new(*platform.ClockSourceError)):
-		return "the enclave's clock must be the hypervisor's; --insecure-skip-clocksource-check relaxes this for development only"
+		return "the enclave's clock must be the hypervisor's; --insecure-skip-clocksource-check relaxes this for development only" + dev
 	case errors.As(err, new(*platform.DebugCheckError)):
 		return "run the enclave without --debug-mode; --insecure-skip-debug-check relaxes this for development only"
 	case errors.As(err, new(*entropy.HWRNGError)):
-		return "inside an enclave the NSM's hwrng must be active; --insecure-skip-hwrng-check relaxes this for development only"
+		return "inside an enclave the NSM's hwrng must be active; --insecure-skip-hwrng-check relaxes this for development only" + dev
 	}
 	return ""
 }
