@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +124,8 @@ type Agent struct {
 	userData []byte
 	pcrs     map[uint16][]byte // locked PCRs: immutable once locked
 
+	attests attestLog // the NSM's answers to attestation requests, for health
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -144,11 +147,11 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 	a = &Agent{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		nsm:      cfg.NSM,
 		slot:     make(chan struct{}, 1),
 		userData: bytes.Clone(cfg.UserData),
 		pcrs:     map[uint16][]byte{},
 	}
+	a.nsm = loggedNSM{NSM: cfg.NSM, log: &a.attests}
 
 	// 1. What the NSM is, its locked (boot) PCRs for describe, and the
 	// not-debug gate: a debug-mode enclave gets no entropy and no keys.
@@ -420,9 +423,65 @@ func kernelPool(st entropy.Status) string {
 	return s
 }
 
-// Health reports "ok": the agent is up and its start-up checks passed.
+// Health reports whether the agent can attest: vsockrpc.HealthNSMFailing when the NSM failed
+// its last attestation (a failure since the last success), else vsockrpc.HealthOK, with the
+// counts and times it decided from. It makes no NSM call and waits on nothing the NSM holds:
+// the outcome comes from the attestations the agent made for its callers.
 func (a *Agent) Health(context.Context) (*vsockrpc.Health, error) {
-	return &vsockrpc.Health{Status: "ok"}, nil
+	h := a.attests.snapshot()
+	status := vsockrpc.HealthOK
+	if h.ConsecutiveFailures > 0 {
+		status = vsockrpc.HealthNSMFailing
+	}
+	return &vsockrpc.Health{Status: status, Attest: h}, nil
+}
+
+// maxHealthError bounds the error health reports (the protocol allows 1,024 bytes).
+const maxHealthError = 256
+
+// attestLog records the NSM's answers to attestation requests.
+type attestLog struct {
+	mu sync.Mutex
+	h  vsockrpc.AttestHealth
+}
+
+func (l *attestLog) record(err error) {
+	now := time.Now().Unix()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.h.Succeeded++
+		l.h.ConsecutiveFailures = 0
+		l.h.LastSuccess = now
+		return
+	}
+	l.h.Failed++
+	l.h.ConsecutiveFailures++
+	l.h.LastFailure = now
+	msg := err.Error()
+	if len(msg) > maxHealthError {
+		msg = strings.ToValidUTF8(msg[:maxHealthError], "")
+	}
+	l.h.LastError = msg
+}
+
+func (l *attestLog) snapshot() vsockrpc.AttestHealth {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.h
+}
+
+// loggedNSM is the agent's NSM: every attestation's outcome goes to the attestLog, whichever
+// method asked for it.
+type loggedNSM struct {
+	NSM
+	log *attestLog
+}
+
+func (n loggedNSM) Attestation(ctx context.Context, req nsm.AttestationRequest) ([]byte, error) {
+	doc, err := n.NSM.Attestation(ctx, req)
+	n.log.record(err)
+	return doc, err
 }
 
 // SetUserData sets the user_data of later documents (local API); nil clears it.

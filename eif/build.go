@@ -29,7 +29,9 @@ type BuildInput struct {
 	// Ramdisks are written in order: the first is the bootstrap ramdisk (measured into PCR1),
 	// the others the application ramdisks (PCR2). nitro-cli writes exactly two.
 	Ramdisks []io.Reader
-	// Metadata fills the metadata section.
+	// Metadata fills the metadata section. A BuildMetadata.KernelVersion left "" or
+	// UnknownKernelVersion is replaced by the release the kernel section declares, when
+	// ReadKernel finds one.
 	Metadata Metadata
 	// Arm64 sets the aarch64 header flag.
 	Arm64 bool
@@ -60,12 +62,9 @@ func Build(w io.WriterAt, in BuildInput) (*Image, error) {
 	if strings.IndexByte(in.Cmdline, 0) >= 0 {
 		return nil, errors.New("eif: build: NUL byte in the kernel command line")
 	}
-	meta, err := in.Metadata.encode()
-	if err != nil {
-		return nil, fmt.Errorf("eif: build: metadata: %w", err)
-	}
-	if len(meta) > MaxMetadataSize {
-		return nil, fmt.Errorf("eif: build: metadata is %d bytes, the limit is %d", len(meta), MaxMetadataSize)
+	md := in.Metadata
+	if _, err := md.encodeChecked(); err != nil { // fail before writing anything
+		return nil, err
 	}
 
 	b := &builder{w: w, off: HeaderSize, buf: make([]byte, chunkSize)}
@@ -76,6 +75,14 @@ func Build(w io.WriterAt, in BuildInput) (*Image, error) {
 	}
 	if sz := b.sections[0].Size; sz == 0 {
 		return nil, errors.New("eif: build: empty kernel")
+	}
+	if k := kernel.result(); k.Release != "" &&
+		(md.BuildMetadata.KernelVersion == "" || md.BuildMetadata.KernelVersion == UnknownKernelVersion) {
+		md.BuildMetadata.KernelVersion = k.Release
+	}
+	meta, err := md.encodeChecked()
+	if err != nil {
+		return nil, err
 	}
 	if err := b.section(SectionCmdline, strings.NewReader(in.Cmdline), all); err != nil {
 		return nil, err
@@ -145,9 +152,24 @@ func Build(w io.WriterAt, in BuildInput) (*Image, error) {
 	}
 	img.Header = h
 	img.Sections = b.sections
-	md := in.Metadata
 	img.Metadata = &md
 	return img, nil
+}
+
+// UnknownKernelVersion is the KernelVersion placeholder of a builder that was not told one
+// (attest eif build's --kernel-version default).
+const UnknownKernelVersion = "Unknown"
+
+// encodeChecked encodes m for Build, within MaxMetadataSize.
+func (m *Metadata) encodeChecked() ([]byte, error) {
+	meta, err := m.encode()
+	if err != nil {
+		return nil, fmt.Errorf("eif: build: metadata: %w", err)
+	}
+	if len(meta) > MaxMetadataSize {
+		return nil, fmt.Errorf("eif: build: metadata is %d bytes, the limit is %d", len(meta), MaxMetadataSize)
+	}
+	return meta, nil
 }
 
 // encode returns the header bytes; the CRC field is written as h.CRC32.

@@ -64,6 +64,12 @@ type state struct {
 	PCRs     map[uint16][PCRSize]byte // every index of BootPCRs
 }
 
+// Validate reports what Init would refuse in cfg, without writing anything.
+func (cfg Config) Validate() error {
+	_, err := cfg.resolve()
+	return err
+}
+
 // resolve validates cfg and fills in the defaults.
 func (cfg Config) resolve() (*state, error) {
 	st := &state{ModuleID: cfg.ModuleID, Region: cfg.Region, Debug: cfg.Debug, PCRs: map[uint16][PCRSize]byte{}}

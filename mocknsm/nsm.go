@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ func Init(dir string, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(dir, configName)); err == nil {
+	if Initialised(dir) {
 		return fmt.Errorf("mocknsm: %s is already initialised", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -220,4 +221,26 @@ func (n *NSM) getRandom() []byte {
 	b := make([]byte, randomSize)
 	rand.Read(b)
 	return encode(getRandomResp{randomBody{Random: b}})
+}
+
+// Initialised reports whether dir holds mock state (Init completed there).
+func Initialised(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, configName))
+	return err == nil
+}
+
+// Reset removes the mock state Init wrote in dir (config.json first, so a half-removed state is
+// never mistaken for a complete one, then the certificates and keys), and faults.json. Other
+// files in dir, and dir itself, stay. A dir without mock state is not an error.
+func Reset(dir string) error {
+	paths := []string{filepath.Join(dir, configName), filepath.Join(dir, faultsName)}
+	for level := range numLevels {
+		paths = append(paths, keyFile(dir, level), certFile(dir, level))
+	}
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("mocknsm: reset %s: %w", dir, err)
+		}
+	}
+	return nil
 }

@@ -24,10 +24,16 @@ writes the PCR policy of the image.
   --signing-cert C  certificate of the signing key (PEM); its hash is PCR8
   -h, --help        this help
 
+The enclave kernel comes from nitro-cli's blobs directory, NITRO_CLI_BLOBS (default
+/usr/share/nitro_enclaves/blobs). attestd refuses kernels older than 5.17.12, and the one
+nitro-cli ships there is 4.14: point NITRO_CLI_BLOBS at blobs with a newer kernel (for
+example aws-nitro-enclaves-sdk-bootstrap's, 6.6). An image whose kernel attestd would
+refuse fails the build (exit 1); see docs/enclave-image.md.
+
 Environment: SOURCE_DATE_EPOCH (default: the last commit's time) fixes file times in the
-image; NITRO_CLI and DOCKER name the tools; ATTEST names the attest binary (default
-bin/attest, built with `make build` when missing).
-Exit status: 0 built, 1 a step failed, 2 usage error.
+image; NITRO_CLI_BLOBS is passed on to nitro-cli; NITRO_CLI and DOCKER name the tools;
+ATTEST names the attest binary (default bin/attest, built with `make build` when missing).
+Exit status: 0 built, 1 a step failed (or attestd would refuse the kernel), 2 usage error.
 EOF
 }
 
@@ -106,5 +112,11 @@ echo "build-eif: nitro-cli build-enclave -> $output" >&2
 
 # Our own strict check and measurement of what nitro-cli wrote; the policy pins exactly it.
 "$attest" eif describe "$output" --policy "$policy"
+# attestd's kernel gate, ahead of time: an image it would refuse is no success.
+if "$attest" eif describe "$output" --json | grep -Eq '"Refuses": *true'; then
+  die "attestd refuses this image's kernel (see the kernel line above: it needs 5.17.12 or newer);" \
+    "nitro-cli took it from NITRO_CLI_BLOBS (${NITRO_CLI_BLOBS:-/usr/share/nitro_enclaves/blobs, the default});" \
+    "set NITRO_CLI_BLOBS to blobs with a newer kernel and build again ($output and $policy are left for inspection)"
+fi
 echo "build-eif: wrote $output and its PCR policy $policy" >&2
 echo "build-eif: verify an enclave of this image with: attest fetch --addr vsock://CID:5005 --pcrs-from $policy" >&2

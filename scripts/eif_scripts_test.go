@@ -105,7 +105,7 @@ build-enclave)
     esac
   done
   I=`+inputs+`
-  "$ATTEST" eif build --kernel "$I/kernel.bin" --cmdline-file "$I/cmdline.txt" --ramdisk "$I/ramdisk0.bin" \
+  "$ATTEST" eif build --kernel "${FAKE_KERNEL:-$I/kernel.bin}" --cmdline-file "$I/cmdline.txt" --ramdisk "$I/ramdisk0.bin" \
     --ramdisk "$I/ramdisk1.bin" --metadata "$I/metadata.json" "${sign[@]}" --output "$out" --json ;;
 run-enclave)
   echo '{ "EnclaveName": "x", "EnclaveID": "i-0123456789abcdef0-enc0123456789abcdef", "ProcessID": 1, "EnclaveCID": 16, "NumberOfCPUs": 2 }' ;;

@@ -60,6 +60,34 @@ forward() {
   fi
 }
 
+# run_child runs "$@" in the background with stdin kept and SIGINT/SIGQUIT
+# restored (bash ignores them in background jobs), without the fd named by
+# $keep (if set), and waits for it; TERM/HUP meanwhile are forwarded to it
+# (forward, the caller's trap). It sets status to the program's exit status.
+#
+# A forwarded signal interrupts `wait`, which then returns 128+signal, not the
+# program's status; the program may already have exited and been reaped by
+# then. So wait again until a `wait` reports the program itself: `wait -p`
+# names the process whose status it returns and leaves the variable unset
+# when a signal interrupted it (bash 5.1), and bash keeps a reaped child's
+# status for the next `wait` on it.
+run_child() {
+  if [[ -n $keep ]]; then
+    (trap - INT QUIT; exec "$@") <&0 {keep}>&- &
+  else
+    (trap - INT QUIT; exec "$@") <&0 &
+  fi
+  child=$!
+  local done_pid s
+  while :; do
+    unset done_pid
+    wait -n -p done_pid "$child" && s=0 || s=$?
+    [[ -z ${done_pid:-} ]] || break
+  done
+  child=""
+  status=$s
+}
+
 # in_namespace runs inside `unshare --mount --propagation private`: it starts
 # the server (unless a mount was given), builds the private /dev, runs the
 # command and tears everything down in reverse order (teardown).
@@ -108,21 +136,10 @@ in_namespace() {
   mount --bind "$mnt/nsm" "$tmp/dev/nsm"
   mount --rbind "$tmp/dev" /dev
 
-  # In the background so that TERM/HUP can be forwarded, with stdin kept and
-  # SIGINT/SIGQUIT restored (bash ignores them in background jobs); the program
-  # does not inherit the fifo. A Ctrl-C reaches the program from the terminal;
-  # this shell waits for it and then tears down.
-  if [[ -n $keep ]]; then
-    (trap - INT QUIT; exec "$@") <&0 {keep}>&- &
-  else
-    (trap - INT QUIT; exec "$@") <&0 &
-  fi
-  child=$!
-  while :; do
-    wait "$child" && status=0 || status=$?
-    kill -0 "$child" 2>/dev/null || break # a forwarded signal interrupted wait
-  done
-  child=""
+  # In the background so that TERM/HUP can be forwarded; the program does not
+  # inherit the fifo. A Ctrl-C reaches the program from the terminal; this
+  # shell waits for it and then tears down.
+  run_child "$@"
   exit "$status"
 }
 
@@ -143,6 +160,7 @@ main() {
   if [[ -n $mnt && -n $state ]]; then
     usage_error "--dir has no effect with --mount (the running server has its own state)"
   fi
+  ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) || die "needs bash 5.1 or newer (wait -p)"
   [[ $(id -u) -eq 0 ]] || die "needs root (mount namespace, overlay /dev, FUSE)"
   command -v unshare >/dev/null || die "unshare (util-linux) not found"
 
@@ -178,8 +196,11 @@ main() {
 
   trap - EXIT
   exec unshare --mount --propagation private -- \
-    bash -c "$(declare -f teardown forward in_namespace); in_namespace \"\$@\"" nsm-run \
+    bash -c "$(declare -f teardown forward run_child in_namespace); in_namespace \"\$@\"" nsm-run \
     "$mock" "$state" "$mnt" "$tmp" "$level" "$@"
 }
 
-main "$@"
+# Sourced (scripts/nsm-run_test.sh tests run_child), it only defines functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi

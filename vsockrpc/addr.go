@@ -116,6 +116,9 @@ func Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.CheckListen(); err != nil {
+		return nil, err
+	}
 	switch a.Network {
 	case "vsock":
 		l, err := vsock.ListenContextID(a.CID, a.Port, nil)
@@ -126,13 +129,23 @@ func Listen(addr string) (net.Listener, error) {
 	case "unix":
 		return listenUnix(a.Path)
 	default:
-		host, _, _ := net.SplitHostPort(a.HostPort)
-		ip, err := netip.ParseAddr(host)
-		if err != nil || !ip.IsLoopback() {
-			return nil, fmt.Errorf("vsockrpc: address %q: tcp listens only on a loopback IP (127.0.0.1 or ::1)", addr)
-		}
 		return net.Listen("tcp", a.HostPort)
 	}
+}
+
+// CheckListen reports whether Listen accepts a without trying it: TCP only on a loopback IP. A
+// program checks its addresses with it before any costly start-up work (attestd does, before
+// its gates and keys).
+func (a Addr) CheckListen() error {
+	if a.Network != "tcp" {
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(a.HostPort)
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("vsockrpc: address %q: tcp listens only on a loopback IP (127.0.0.1 or ::1)", a)
+	}
+	return nil
 }
 
 // dialAddr connects to a.

@@ -28,6 +28,10 @@ type API struct {
 type method struct {
 	decode func(params []byte) (any, *Error)
 	call   func(ctx context.Context, params any) (encoder, error)
+	// quick marks a method that never waits on the NSM (describe, health, set_user_data): the
+	// Server runs it in its own slots, so it never queues behind requests waiting for the NSM.
+	// A method is NSM-bound unless marked.
+	quick bool
 }
 
 // ParentAPI returns the parent API (attest, describe, health) answered by svc. attest accepts only
@@ -73,6 +77,7 @@ func LocalAPI(svc LocalService) *API {
 		call: func(ctx context.Context, p any) (encoder, error) {
 			return emptyResult{}, svc.SetUserData(ctx, p.(userDataParams).UserData)
 		},
+		quick: true,
 	}
 	a.methods[MethodRandom] = method{
 		decode: func(raw []byte) (any, *Error) {
@@ -153,6 +158,7 @@ func (a *API) addCommon(svc ParentService) {
 			}
 			return d, err
 		},
+		quick: true,
 	}
 	a.methods[MethodHealth] = method{
 		decode: none,
@@ -163,6 +169,7 @@ func (a *API) addCommon(svc ParentService) {
 			}
 			return h, err
 		},
+		quick: true,
 	}
 }
 

@@ -188,6 +188,9 @@ type request struct {
 func decodeRequest(body []byte) (req request, idKnown bool, e *Error) {
 	var buf [maxRequestPairs]strictcbor.Entry
 	m, err := readFields(body, buf[:0], maxRequestPairs, maxRequestDepth)
+	if err == nil {
+		err = checkNoFloats(body) // the rest of the encoding rules: one rule for the whole body (encoding.go)
+	}
 	if err != nil {
 		return req, false, Errorf(CodeBadRequest, "malformed request: %v", err)
 	}
@@ -342,7 +345,30 @@ func (r *AttestResult) decodeResult(raw []byte) error {
 }
 
 func (h *Health) decodeResult(raw []byte) error {
-	return decodeFields(raw, maxResponsePairs, maxResponseDepth, textField("status", true, &h.Status, 1, maxResultText))
+	return decodeFields(raw, maxResponsePairs, maxResponseDepth,
+		textField("status", true, &h.Status, 1, maxResultText),
+		field{"attest", true, func(raw []byte) error {
+			a := &h.Attest
+			return decodeFields(raw, maxResponsePairs, maxResponseDepth,
+				uintField("succeeded", &a.Succeeded),
+				uintField("failed", &a.Failed),
+				uintField("consecutive_failures", &a.ConsecutiveFailures),
+				unixField("last_success", &a.LastSuccess),
+				unixField("last_failure", &a.LastFailure),
+				textField("last_error", true, &a.LastError, 0, maxResultText))
+		}})
+}
+
+// unixField decodes a Unix time that a sender writes as a uint (times before 1970 are not sent).
+func unixField(name string, dst *int64) field {
+	return field{name, true, func(raw []byte) error {
+		v, err := decodeUint(raw)
+		if err == nil && v > math.MaxInt64 {
+			err = fmt.Errorf("%d out of range", v)
+		}
+		*dst = int64(v)
+		return err
+	}}
 }
 
 func (r *randomResult) decodeResult(raw []byte) error {

@@ -129,7 +129,17 @@ func (r *AttestResult) appendCBOR(b []byte) []byte {
 }
 
 func (h *Health) appendCBOR(b []byte) []byte {
-	return strictcbor.AppendText(strictcbor.AppendText(appendMap(b, 1), "status"), h.Status)
+	b = h.Attest.appendCBOR(strictcbor.AppendText(appendMap(b, 2), "attest"))
+	return strictcbor.AppendText(strictcbor.AppendText(b, "status"), h.Status)
+}
+
+func (a *AttestHealth) appendCBOR(b []byte) []byte {
+	b = strictcbor.AppendUint(strictcbor.AppendText(appendMap(b, 6), "failed"), a.Failed)
+	b = strictcbor.AppendUint(strictcbor.AppendText(b, "succeeded"), a.Succeeded)
+	b = strictcbor.AppendText(strictcbor.AppendText(b, "last_error"), a.LastError)
+	b = appendInt(strictcbor.AppendText(b, "last_failure"), a.LastFailure)
+	b = appendInt(strictcbor.AppendText(b, "last_success"), a.LastSuccess)
+	return strictcbor.AppendUint(strictcbor.AppendText(b, "consecutive_failures"), a.ConsecutiveFailures)
 }
 
 func (r randomResult) appendCBOR(b []byte) []byte {

@@ -170,7 +170,7 @@ func TestBadFrames(t *testing.T) {
 		{"nonce null", frameOf(cborOf(t, req(7, "attest", map[string]any{"key": "rsa", "nonce": nil}))), CodeBadRequest, ptr(7), "nonce"},
 		{"nonce text", frameOf(cborOf(t, req(7, "attest", map[string]any{"key": "rsa", "nonce": "abc"}))), CodeBadRequest, ptr(7), "nonce"},
 		{"key bytes", frameOf(cborOf(t, req(7, "attest", map[string]any{"key": []byte("rsa"), "nonce": []byte{1}}))), CodeBadRequest, ptr(7), "key"},
-		{"random float", frameOf(cborOf(t, req(7, "random", map[string]any{"n": 1.0}))), CodeBadRequest, ptr(7), "n"},
+		{"random float", frameOf(cborOf(t, req(7, "random", map[string]any{"n": 1.0}))), CodeBadRequest, nil, "floating-point"},
 		{"random negative", frameOf(cborOf(t, req(7, "random", map[string]any{"n": -1}))), CodeBadRequest, ptr(7), "n"},
 	}
 	for _, tc := range cases {

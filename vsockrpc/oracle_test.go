@@ -59,6 +59,8 @@ func TestEncodeMatchesFxamacker(t *testing.T) {
 		response{V: Version, ID: &id, Result: emptyResult{}},
 		&AttestResult{},
 		&Health{Status: "ok"},
+		&Health{Status: HealthNSMFailing, Attest: AttestHealth{Succeeded: 1 << 40, Failed: 3, ConsecutiveFailures: 2,
+			LastSuccess: 1764000000, LastFailure: 1 << 33, LastError: "nsm: InternalError é"}},
 		randomResult{Random: []byte{1, 2}},
 		randomResult{},
 		extendResult{Value: make([]byte, 48)},

@@ -39,7 +39,8 @@ type Limits struct {
 	MaxConns int
 	// MaxInFlight bounds requests being handled by the service at once, over all connections
 	// (default DefaultMaxInFlight). A request waits for a slot until its RequestTimeout, then gets
-	// CodeBusy.
+	// CodeBusy. Methods that never wait on the NSM (describe, health, set_user_data) have
+	// MaxInFlight slots of their own, so they never queue behind NSM-bound requests.
 	MaxInFlight int
 	// IdleTimeout is how long a connection may wait between frames (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
@@ -118,7 +119,8 @@ type Server struct {
 	initErr  error
 	lim      Limits
 	log      *slog.Logger
-	sem      chan struct{}
+	sem      chan struct{}   // slots of NSM-bound methods
+	quickSem chan struct{}   // slots of methods that never wait on the NSM (method.quick)
 	ctx      context.Context // cancelled by Close: the parent of every request's context
 	cancel   context.CancelFunc
 	reqCtx   atomic.Pointer[requestCtx] // the context requests starting now share (requestContext)
@@ -147,6 +149,7 @@ func (s *Server) init() error {
 		}
 		if s.lim, s.initErr = s.Limits.resolve(); s.initErr == nil {
 			s.sem = make(chan struct{}, s.lim.MaxInFlight)
+			s.quickSem = make(chan struct{}, s.lim.MaxInFlight)
 		}
 	})
 	return s.initErr
@@ -456,15 +459,19 @@ func (s *Server) dispatch(req request) (encoder, error) {
 		return nil, e
 	}
 	ctx := s.requestContext()
+	sem := s.sem
+	if m.quick { // its own slots: never behind requests waiting on a slow NSM
+		sem = s.quickSem
+	}
 	select {
-	case s.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-ctx.Done():
 		if s.ctx.Err() != nil {
 			return nil, Errorf(CodeShuttingDown, "server is shutting down")
 		}
 		return nil, Errorf(CodeBusy, "too many requests in flight")
 	}
-	defer func() { <-s.sem }()
+	defer func() { <-sem }()
 	return s.call(ctx, req.method, m, params)
 }
 

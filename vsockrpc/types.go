@@ -21,9 +21,10 @@ const (
 type ParentService interface {
 	// Attest returns a document binding the agent's key req.Key and the caller's nonce.
 	Attest(ctx context.Context, req AttestRequest) (*AttestResult, error)
-	// Describe reports what the agent is and holds (never private material).
+	// Describe reports what the agent is and holds (never private material). It must not wait on
+	// the NSM: the Server answers it outside the slots of NSM-bound requests.
 	Describe(ctx context.Context) (*Description, error)
-	// Health reports whether the agent can serve.
+	// Health reports whether the agent can serve and attest. It must not wait on the NSM either.
 	Health(ctx context.Context) (*Health, error)
 }
 
@@ -31,7 +32,8 @@ type ParentService interface {
 // operations applications running next to the agent need.
 type LocalService interface {
 	ParentService
-	// SetUserData sets the user_data the agent puts in later documents; empty (nil) clears it.
+	// SetUserData sets the user_data the agent puts in later documents; empty (nil) clears it. It
+	// must not wait on the NSM (like Describe and Health).
 	SetUserData(ctx context.Context, data []byte) error
 	// AttestLocal is Attest with an application-chosen user_data.
 	AttestLocal(ctx context.Context, req LocalAttestRequest) (*AttestResult, error)
@@ -143,8 +145,36 @@ type NonceLimits struct {
 	Required bool   `cbor:"required"`
 }
 
+// Health statuses.
+const (
+	// HealthOK: the agent serves and, as far as it knows, can attest (its last attestation, if
+	// any, succeeded).
+	HealthOK = "ok"
+	// HealthNSMFailing: the NSM failed the agent's last attestation (a failure since the last
+	// success): the agent serves, but documents are not to be expected.
+	HealthNSMFailing = "nsm_failing"
+)
+
 // Health is the result of health.
 type Health struct {
-	// Status is "ok" when the agent can serve; any other value means it cannot.
+	// Status is HealthOK when the agent can serve and attest; any other value (HealthNSMFailing)
+	// means it cannot.
 	Status string `cbor:"status"`
+	// Attest is the outcome of the agent's recent attestations: what Status is decided from.
+	Attest AttestHealth `cbor:"attest"`
+}
+
+// AttestHealth counts the NSM's answers to the agent's attestation requests since it started.
+// Requests refused before the NSM (a bad nonce, an unknown key, no free slot) are not counted.
+type AttestHealth struct {
+	// Succeeded and Failed count the attestations the NSM completed and failed.
+	Succeeded uint64 `cbor:"succeeded"`
+	Failed    uint64 `cbor:"failed"`
+	// ConsecutiveFailures counts the failures since the last success; 0 after a success.
+	ConsecutiveFailures uint64 `cbor:"consecutive_failures"`
+	// LastSuccess and LastFailure are Unix times (seconds); 0 if none.
+	LastSuccess int64 `cbor:"last_success"`
+	LastFailure int64 `cbor:"last_failure"`
+	// LastError is the last failure's error; "" if none.
+	LastError string `cbor:"last_error"`
 }

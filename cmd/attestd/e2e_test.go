@@ -296,6 +296,27 @@ func TestSoftwareNSMEndToEnd(t *testing.T) {
 // TestFailsClosedWithoutNSMHWRNG: on a device (here the FUSE mock at
 // /dev/nsm), the hwrng gate fails closed unless relaxed. (The software NSM
 // relaxes it by itself: TestSoftwareNSMEndToEnd.)
+// TestSocketGroup: --socket-group makes both unix sockets mode 0660, owned by
+// the group, so a developer in the group needs no root; without it they are
+// 0600 (TestSoftwareNSMEndToEnd).
+func TestSocketGroup(t *testing.T) {
+	gid := os.Getgid()
+	d := startMock(t, "", "--socket-group", strconv.Itoa(gid))
+	for _, addr := range []string{d.parent, d.local} {
+		fi, err := os.Stat(strings.TrimPrefix(addr, "unix://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o660 || int(st.Gid) != gid {
+			t.Errorf("%s: mode %v, group %d; want 0660, %d", addr, fi.Mode().Perm(), st.Gid, gid)
+		}
+	}
+	if !strings.Contains(d.log.String(), "--socket-group: the unix sockets are mode 0660") {
+		t.Errorf("no warning:\n%s", d.log)
+	}
+	d.attest(t, d.client(t, d.parent), "rsa")
+}
+
 func TestFailsClosedWithoutNSMHWRNG(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(entropy.DefaultSysfsRoot, entropy.RNGCurrentPath)); err == nil && strings.TrimSpace(string(b)) == entropy.NSMHWRNG {
 		t.Skip("this host's hwrng is nsm-hwrng")
@@ -417,25 +438,63 @@ func TestDebugEnclave(t *testing.T) {
 	}
 }
 
+// TestUsage: every flag and address is checked before any start-up work: a
+// mistake is one error line naming the flag as --flag, then a hint, exit 2,
+// and nothing else ran (no log line: not even the gates). --help is on
+// stdout, exit 0; --version prints the project's version.
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"--bogus"}, {"extra"}, {"--nonce-max", "513"}, {"--nonce-min", "0"}, {"--nonce-min", "10", "--nonce-max", "5"},
-		{"--user-data", "zz"}, {"--user-data", strings.Repeat("00", 513)}, {"--hpke-kem", "p256"},
-		{"--local", "tcp://127.0.0.1:1"}, {"--local", "vsock://:5"}, {"--listen", "http://x"}, {"--log-format", "xml"},
-		{"--reseed-interval", "0s"}, {"--max-conns", "0"}, {"--user-data", "00", "--user-data-file", "/dev/null"},
+	sd := sockDir(t)
+	dir := mockDir(t, "")
+	for _, c := range []struct {
+		args []string
+		want string // in the error line
+	}{
+		{[]string{"--bogus"}, "unknown flag --bogus"}, {[]string{"-bogus"}, "unknown flag --bogus"},
+		{[]string{"extra"}, "unexpected argument"}, {[]string{"--nonce-max", "513"}, "--nonce-min/--nonce-max"},
+		{[]string{"--nonce-min", "0"}, "--nonce-min"}, {[]string{"--nonce-min", "10", "--nonce-max", "5"}, "--nonce-min"},
+		{[]string{"--user-data", "zz"}, "--user-data"}, {[]string{"--user-data", strings.Repeat("00", 513)}, "user_data"},
+		{[]string{"--hpke-kem", "p256"}, "--hpke-kem"}, {[]string{"--local", "tcp://127.0.0.1:1"}, "--local"},
+		{[]string{"--local", "vsock://:5"}, "--local"}, {[]string{"--listen", "http://x"}, "--listen"},
+		{[]string{"--log-format", "xml"}, "--log-format"}, {[]string{"--log-level", "loud"}, "--log-level"},
+		{[]string{"--reseed-interval", "0s"}, "--reseed-interval"}, {[]string{"--max-conns", "0"}, "--max-conns"},
+		{[]string{"--max-conns", "x"}, `--max-conns "x"`}, {[]string{"--insecure-dev=maybe"}, "--insecure-dev"},
+		{[]string{"--user-data", "00", "--user-data-file", "/dev/null"}, "--user-data"},
+		// Addresses Listen would refuse, found before the gates and the keys.
+		{[]string{"--nsm", "mock:" + dir, "--listen", "tcp://0.0.0.0:5005"}, "--listen: vsockrpc: address \"tcp://0.0.0.0:5005\": tcp listens only on a loopback IP"},
+		{[]string{"--nsm", "mock:" + dir, "--listen", "unix://" + sd + "/missing/p"}, "--listen: the socket's directory: " + sd + "/missing does not exist"},
+		{[]string{"--nsm", "mock:" + dir, "--listen", "unix://" + sd + "/p", "--local", "unix://" + sd + "/missing/l"}, "--local: the socket's directory"},
+		{[]string{"--nsm", "mock:" + dir, "--listen", "unix://" + sd + "/p", "--local", "unix://" + sd + "/p"}, "--listen and --local are the same socket"},
+		{[]string{"--nsm", "mock:" + sd + "/nomock"}, "--nsm mock:" + sd + "/nomock: " + sd + "/nomock does not exist (create it with nsm-mock init"},
+		{[]string{"--socket-group", "no-such-group-attestd"}, `--socket-group "no-such-group-attestd": no such group`},
+		{[]string{"--nsm", ""}, "--nsm: the value is empty"}, {[]string{"--nsm", "mock:"}, "needs a directory"},
 	} {
-		out, err := exec.Command(attestdBin, args...).CombinedOutput()
+		cmd := exec.Command(attestdBin, c.args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%v: %v\n%s", args, err, out)
+			t.Errorf("%q: %v, want exit 2\n%s", c.args, err, stderr.String())
+			continue
+		}
+		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "attestd: ") || !strings.Contains(lines[0], c.want) ||
+			lines[1] != "run 'attestd --help' for usage" || stdout.Len() != 0 {
+			t.Errorf("%q: stderr %q, stdout %q; want one line with %q and the hint", c.args, stderr.String(), stdout.String(), c.want)
 		}
 	}
 	out, err := exec.Command(attestdBin, "--version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "attestd ") {
-		t.Errorf("--version: %q, %v", out, err)
+	if want := "attestd " + version + " ("; err != nil || !strings.HasPrefix(string(out), want) || version == "dev" {
+		t.Errorf("--version: %q, %v; want %q...", out, err, want)
 	}
-	if err := exec.Command(attestdBin, "-h").Run(); err != nil {
-		t.Errorf("-h: %v", err)
+	for _, h := range []string{"-h", "--help"} {
+		cmd := exec.Command(attestdBin, h)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil || stderr.Len() != 0 || !strings.HasPrefix(stdout.String(), "usage: attestd") ||
+			!strings.Contains(stdout.String(), "\n  --insecure-dev\n") || strings.Contains(stdout.String(), "\n  -listen") {
+			t.Errorf("%s: %v, stdout %q, stderr %q", h, err, stdout.String(), stderr.String())
+		}
 	}
 }
 
@@ -482,11 +541,14 @@ func TestFaultsFromFileAreTyped(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	}
-	if _, err := c.Health(context.Background()); err != nil {
-		t.Fatal(err)
+	// Health reports that the agent cannot attest, and why.
+	h, err := c.Health(context.Background())
+	if err != nil || h.Status != vsockrpc.HealthNSMFailing || h.Attest.ConsecutiveFailures != 3 ||
+		!strings.Contains(h.Attest.LastError, "InternalError") {
+		t.Fatalf("health with every attestation failing: %+v, %v", h, err)
 	}
 	lc := d.client(t, d.local)
-	_, err := lc.Random(context.Background(), 16)
+	_, err = lc.Random(context.Background(), 16)
 	var e *vsockrpc.Error
 	if !errors.As(err, &e) || e.Code != vsockrpc.CodeUnavailable {
 		t.Fatalf("random with EIO: %v", err)

@@ -50,7 +50,7 @@ func TestGateFlags(t *testing.T) {
 	}
 	// The software NSM and --insecure-dev relax the three host gates
 	// together; the debug gate stays.
-	for _, args := range [][]string{{"--nsm", "mock:/tmp/m"}, {"--insecure-dev"}, {"--nsm", "/dev/nsm", "--insecure-dev"}} {
+	for _, args := range [][]string{{"--nsm", "mock:" + t.TempDir()}, {"--insecure-dev"}, {"--nsm", "/dev/nsm", "--insecure-dev"}} {
 		o, _, err := parseFlags(args, io.Discard)
 		if err != nil {
 			t.Fatalf("%v: %v", args, err)
@@ -89,7 +89,7 @@ func clockSysfs(t *testing.T, cs string) string {
 func TestServeChecksPlatformFirst(t *testing.T) {
 	kvm, tsc := clockSysfs(t, "kvm-clock"), clockSysfs(t, "tsc")
 	noNSM := filepath.Join(t.TempDir(), "nsm")
-	noMock := filepath.Join(t.TempDir(), "mock")
+	noMock := t.TempDir() // exists (parseFlags checks), holds no mock state
 	for _, c := range []struct {
 		name     string
 		flags    []string
@@ -114,7 +114,7 @@ func TestServeChecksPlatformFirst(t *testing.T) {
 			wantNSM: noMock, wantLog: `"msg":"INSECURE: development mode (--nsm mock:DIR): the host gates kernel, clocksource and hwrng are relaxed; do not trust this agent in production; documents are signed by the mock PKI, not AWS"`},
 		{name: "both pass", release: "6.6.38", sysfs: kvm, wantLog: `"msg":"clock source checked","component":"platform","clocksource":"kvm-clock"`},
 	} {
-		args := append([]string{"--nsm", noNSM, "--listen", "unix:///nonexistent/p", "--local", ""}, c.flags...)
+		args := append([]string{"--nsm", noNSM, "--listen", "unix://" + filepath.Join(t.TempDir(), "p"), "--local", ""}, c.flags...)
 		o, _, err := parseFlags(args, io.Discard)
 		if err != nil {
 			t.Fatal(err)
@@ -149,8 +149,17 @@ func TestHint(t *testing.T) {
 		errors.New("open NSM /dev/nsm: no such file"):           "",
 	} {
 		got := hint(err)
-		if want == "" && got != "" || !strings.Contains(got, want) || strings.Count(got, "--insecure-") > 1 {
-			t.Errorf("hint(%v) = %q, want one naming %q", err, got, want)
+		if want == "" {
+			if got != "" {
+				t.Errorf("hint(%v) = %q, want none", err, got)
+			}
+			continue
+		}
+		// The gate's own flag, and for a host gate --insecure-dev; never another gate's flag.
+		others := strings.Count(got, "--insecure-skip-") - strings.Count(got, want)
+		hostGate := want != "--insecure-skip-debug-check"
+		if !strings.Contains(got, want) || others != 0 || strings.Contains(got, "--insecure-dev") != hostGate {
+			t.Errorf("hint(%v) = %q, want one naming %q (and --insecure-dev for a host gate)", err, got, want)
 		}
 	}
 }

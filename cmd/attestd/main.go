@@ -25,7 +25,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"os/user"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +38,8 @@ import (
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/cliflag"
+	internalversion "github.com/attestd/attestd/internal/version"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
@@ -42,9 +47,9 @@ import (
 	"github.com/attestd/attestd/vsockrpc"
 )
 
-// version is the agent version; release builds set it with
-// -ldflags '-X main.version=...'.
-var version = "dev"
+// version is the agent version: the project's one constant, so a build is
+// reproducible from the tree alone.
+const version = internalversion.Version
 
 const mockPrefix = "mock:"
 
@@ -80,20 +85,31 @@ type options struct {
 	reseed       time.Duration
 	maxConns     int
 	drainTimeout time.Duration
+	// socketGroup, if not "", is --socket-group: the unix sockets are made
+	// mode 0660 and owned by group socketGID.
+	socketGroup string
+	socketGID   int
 }
 
 var errHelp = errors.New("help requested")
 
 type usageError struct{ error }
 
-func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
+const usage = `usage: attestd [flags]
+
+The attestation agent inside a Nitro Enclave (docs/agent.md). Exit status: 0 after a clean
+shutdown, 1 on failure, 2 on a usage error.
+
+flags:
+`
+
+// parseFlags parses and checks every flag and address, before any start-up
+// work: a mistake in them is a usage error (exit 2), never a failure found
+// after the gates ran or the keys were generated. --help prints the help on
+// stdout and returns errHelp.
+func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("attestd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: attestd [flags]\n\nThe attestation agent inside a Nitro Enclave (docs/agent.md).\n\nflags:\n")
-		fs.PrintDefaults()
-	}
 	fs.StringVar(&o.nsmPath, "nsm", nsm.DefaultPath, "NSM device, or mock:DIR for the in-process software NSM of a mock directory (development)")
 	fs.StringVar(&o.listen, "listen", "vsock://:5005", "parent API address: vsock://:PORT, or unix:///PATH or tcp://127.0.0.1:PORT for development")
 	fs.StringVar(&o.local, "local", "unix:///run/attestd.sock", "in-enclave API: unix:///PATH (created mode 0600); empty disables it")
@@ -110,12 +126,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	fs.BoolVar(&o.platform.SkipClockSourceCheck, "insecure-skip-clocksource-check", false, "start even if the clock source is not the hypervisor's, kvm-clock (arch_sys_counter on arm64) (development only; logged as a warning)")
 	insecureDev := fs.Bool("insecure-dev", false, "development outside an enclave: relax the three host gates (hwrng, kernel, clock source) together; --nsm mock:DIR implies it (logged as one INSECURE warning; the debug gate stays)")
 	fs.BoolVar(&o.skipDebug, "insecure-skip-debug-check", false, "start even in a debug-mode enclave (PCR0 all zeros or not locked), whose documents prove nothing (development only; logged as a warning)")
+	fs.StringVar(&o.socketGroup, "socket-group", "", "development: make the unix sockets of --listen and --local mode 0660, owned by this `group` (name or number), so its members need no root (logged as a warning)")
 	fs.DurationVar(&o.reseed, "reseed-interval", entropy.DefaultReseedInterval, "how often to reseed the kernel pool from the NSM")
 	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			cliflag.PrintHelp(stdout, fs, usage)
 			return nil, false, errHelp
 		}
 		return nil, false, usageError{err}
@@ -171,22 +189,128 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	if o.maxConns < 1 || o.drainTimeout <= 0 {
 		return nil, false, usageError{errors.New("--max-conns and --drain-timeout must be positive")}
 	}
-	if _, err := vsockrpc.ParseAddr(o.listen); err != nil {
-		return nil, false, usageError{fmt.Errorf("--listen: %v", err)}
+	if err := checkAddrs(o); err != nil {
+		return nil, false, usageError{err}
 	}
-	if o.local != "" {
-		a, err := vsockrpc.ParseAddr(o.local)
+	if err := checkNSM(o.nsmPath); err != nil {
+		return nil, false, usageError{err}
+	}
+	if o.socketGroup != "" {
+		gid, err := lookupGroup(o.socketGroup)
 		if err != nil {
-			return nil, false, usageError{fmt.Errorf("--local: %v", err)}
+			return nil, false, usageError{err}
 		}
-		if a.Network != "unix" {
-			return nil, false, usageError{errors.New("--local: the in-enclave API is served only on a unix socket")}
-		}
+		o.socketGID = gid
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return nil, false, usageError{fmt.Errorf("--log-format %q: want text or json", o.logFormat)}
 	}
+	if _, err := newLogger(o, io.Discard); err != nil {
+		return nil, false, usageError{err}
+	}
 	return o, false, nil
+}
+
+// checkAddrs checks --listen and --local as Listen will take them: the form,
+// TCP on loopback only, a unix socket's directory existing, and two distinct
+// sockets.
+func checkAddrs(o *options) error {
+	pa, err := vsockrpc.ParseAddr(o.listen)
+	if err == nil {
+		err = pa.CheckListen()
+	}
+	if err == nil {
+		err = checkSocketDir(pa)
+	}
+	if err != nil {
+		return fmt.Errorf("--listen: %v", err)
+	}
+	if o.local == "" {
+		return nil
+	}
+	la, err := vsockrpc.ParseAddr(o.local)
+	if err != nil {
+		return fmt.Errorf("--local: %v", err)
+	}
+	if la.Network != "unix" {
+		return errors.New("--local: the in-enclave API is served only on a unix socket")
+	}
+	if err := checkSocketDir(la); err != nil {
+		return fmt.Errorf("--local: %v", err)
+	}
+	if pa.Network == "unix" && filepath.Clean(pa.Path) == filepath.Clean(la.Path) {
+		return fmt.Errorf("--listen and --local are the same socket %s", la.Path)
+	}
+	return nil
+}
+
+// checkSocketDir requires the directory of a unix socket to exist.
+func checkSocketDir(a vsockrpc.Addr) error {
+	if a.Network != "unix" {
+		return nil
+	}
+	if err := checkDir(filepath.Dir(a.Path)); err != nil {
+		return fmt.Errorf("the socket's directory: %v", err)
+	}
+	return nil
+}
+
+// checkDir requires dir to be an existing directory.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%s does not exist", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return nil
+}
+
+// lookupGroup returns the id of a group given by name or number.
+func lookupGroup(name string) (int, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		g, err = user.LookupGroupId(name)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--socket-group %q: no such group", name)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// shareSocket makes a unix socket mode 0660, owned by group gid (--socket-group).
+func shareSocket(addr string, gid int) error {
+	a, err := vsockrpc.ParseAddr(addr)
+	if err != nil || a.Network != "unix" {
+		return err
+	}
+	if err := os.Chown(a.Path, -1, gid); err != nil {
+		return err
+	}
+	return os.Chmod(a.Path, 0o660)
+}
+
+// checkNSM checks --nsm: a device path, or mock:DIR naming a directory. (The
+// device itself is opened after the platform gates; its absence is a
+// failure of the platform, exit 1.)
+func checkNSM(spec string) error {
+	if spec == "" {
+		return errors.New("--nsm: the value is empty")
+	}
+	dir, ok := strings.CutPrefix(spec, mockPrefix)
+	if !ok {
+		return nil
+	}
+	if dir == "" {
+		return errors.New("--nsm mock:DIR needs a directory")
+	}
+	if err := checkDir(dir); err != nil {
+		return fmt.Errorf("--nsm %s: %v (create it with nsm-mock init --dir %s)", spec, err, dir)
+	}
+	return nil
 }
 
 func readSmallFile(path string, max int) ([]byte, error) {
@@ -218,18 +342,18 @@ func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, showVersion, err := parseFlags(args, stderr)
+	o, showVersion, err := parseFlags(args, stdout)
 	switch {
 	case errors.Is(err, errHelp):
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "attestd: %v\n", err)
+		fmt.Fprintf(stderr, "attestd: %v\nrun 'attestd --help' for usage\n", err)
 		return 2
 	case showVersion:
 		fmt.Fprintf(stdout, "attestd %s (%s)\n", version, runtime.Version())
 		return 0
 	}
-	log, err := newLogger(o, stderr)
+	log, err := newLogger(o, stderr) // checked by parseFlags
 	if err != nil {
 		fmt.Fprintf(stderr, "attestd: %v\n", err)
 		return 2
@@ -247,17 +371,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// hint says how to fix a failed start-up gate, and which flag relaxes it.
+// hint says how to fix a failed start-up gate, and which flag relaxes it;
+// for the three host gates, also the one flag that relaxes them together.
 func hint(err error) string {
+	const dev = "; outside an enclave, --insecure-dev relaxes the three host gates (kernel, clock source, hwrng) at once"
 	switch {
 	case errors.As(err, new(*platform.KernelError)):
-		return "the enclave kernel must be " + platform.MinKernel.String() + " or newer (aws-nitro-enclaves-sdk-bootstrap builds 6.6); --insecure-skip-kernel-check relaxes this for development or a stable-series kernel you vetted"
+		return "the enclave kernel must be " + platform.MinKernel.String() + " or newer (aws-nitro-enclaves-sdk-bootstrap builds 6.6); --insecure-skip-kernel-check relaxes this for development or a stable-series kernel you vetted" + dev
 	case errors.As(err, new(*platform.ClockSourceError)):
-		return "the enclave's clock must be the hypervisor's; --insecure-skip-clocksource-check relaxes this for development only"
+		return "the enclave's clock must be the hypervisor's; --insecure-skip-clocksource-check relaxes this for development only" + dev
 	case errors.As(err, new(*platform.DebugCheckError)):
 		return "run the enclave without --debug-mode; --insecure-skip-debug-check relaxes this for development only"
 	case errors.As(err, new(*entropy.HWRNGError)):
-		return "inside an enclave the NSM's hwrng must be active; --insecure-skip-hwrng-check relaxes this for development only"
+		return "inside an enclave the NSM's hwrng must be active; --insecure-skip-hwrng-check relaxes this for development only" + dev
 	}
 	return ""
 }
@@ -329,6 +455,18 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	servers, err := listen(o, a, log)
 	if err != nil {
 		return err
+	}
+	if o.socketGroup != "" {
+		for _, s := range servers {
+			if err := shareSocket(s.addr, o.socketGID); err != nil {
+				for _, s := range servers {
+					s.l.Close()
+				}
+				return fmt.Errorf("--socket-group: %s: %w", s.addr, err)
+			}
+		}
+		log.Warn("--socket-group: the unix sockets are mode 0660: every member of the group can use the APIs (development only)",
+			"group", o.socketGroup)
 	}
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()

@@ -48,17 +48,28 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	region := fs.String("region", "", "AWS `region` named in the mock certificates (default us-east-1)")
 	debug := fs.Bool("debug", false, "mimic a debug-mode enclave (PCR0/1/2/8 all zeros)")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	setUsage(fs, "init --dir D [--pcr N=HEX ...] [--module-id ID] [--region R] [--debug] [--json]",
+	force := fs.Bool("force", false, "replace the mock state D already holds (a new PKI: documents made before no longer verify against D/root.pem)")
+	if err := parseFlags(fs, "init --dir D [--force] [--pcr N=HEX ...] [--module-id ID] [--region R] [--debug] [--json]",
 		"Creates the mock PKI (root -> regional -> zonal -> instance CA, P-384) and the enclave\n"+
 			"state in D. D/root.pem is the mock root: nothing trusts it unless told to\n"+
-			"(attest verify --root D/root.pem).")
-	if err := parseFlags(fs, args, stdout); err != nil {
+			"(attest verify --root D/root.pem).", args, stdout); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return usagef("--dir is required")
 	}
 	cfg := mocknsm.Config{ModuleID: *moduleID, Region: *region, Debug: *debug, PCRs: pcrs}
+	if err := cfg.Validate(); err != nil { // before --force removes anything
+		return err
+	}
+	if mocknsm.Initialised(*dir) {
+		if !*force {
+			return fmt.Errorf("%s already holds mock state: use it as it is, or start over with nsm-mock init --force --dir %s", *dir, *dir)
+		}
+		if err := mocknsm.Reset(*dir); err != nil {
+			return err
+		}
+	}
 	if err := mocknsm.Init(*dir, cfg); err != nil {
 		return err
 	}

@@ -2,7 +2,7 @@
 // that answers the real /dev/nsm ioctl, so unmodified NSM clients run outside
 // an enclave.
 //
-//	nsm-mock init  --dir D [--pcr N=HEX ...] [--module-id ID] [--region R] [--debug] [--json]
+//	nsm-mock init  --dir D [--force] [--pcr N=HEX ...] [--module-id ID] [--region R] [--debug] [--json]
 //	nsm-mock serve --dir D --mount DIR [--faults FILE] [--watch-stdin] [--log-level L] [--log-json]
 //
 // Exit codes: 0 success, 1 failure, 2 usage error. See docs/mock-device.md.
@@ -14,6 +14,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+
+	"github.com/attestd/attestd/internal/cliflag"
+	"github.com/attestd/attestd/internal/version"
 )
 
 func main() {
@@ -52,7 +56,7 @@ func printUsage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'nsm-mock <command> -h' for the command's flags.")
+	fmt.Fprintln(w, "\nRun 'nsm-mock <command> --help' for the command's flags; 'nsm-mock --version' prints the version.")
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -64,6 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		printUsage(stdout)
 		return 0
+	case "-version", "--version", "version":
+		fmt.Fprintf(stdout, "nsm-mock %s (%s)\n", version.Version, runtime.Version())
+		return 0
 	}
 	for _, c := range commands {
 		if c.name != args[0] {
@@ -74,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case err == nil, errors.Is(err, errHelp):
 			return 0
 		case errors.As(err, new(usageError)):
-			fmt.Fprintf(stderr, "nsm-mock %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "nsm-mock %s: %v\nrun 'nsm-mock %s --help' for usage\n", c.name, err, c.name)
 			return 2
 		default:
 			fmt.Fprintf(stderr, "nsm-mock %s: %v\n", c.name, err)
@@ -88,12 +95,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // parseFlags parses a subcommand's flags; -h prints the help to stdout.
 // Positional arguments are refused: every input is a named flag.
-func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
+func parseFlags(fs *flag.FlagSet, synopsis, description string, args []string, stdout io.Writer) error {
+	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			cliflag.PrintHelp(stdout, fs, fmt.Sprintf("usage: nsm-mock %s\n\n%s\n\nflags:\n", synopsis, description))
 			return errHelp
 		}
 		return usageError{err}
@@ -102,13 +107,4 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
-}
-
-// setUsage installs a help text: a synopsis line, a description and the flags.
-func setUsage(fs *flag.FlagSet, synopsis, description string) {
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "usage: nsm-mock %s\n\n%s\n\nflags:\n", synopsis, description)
-		fs.PrintDefaults()
-	}
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/attestd/attestd/internal/version"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
 )
@@ -59,9 +61,32 @@ func TestInit(t *testing.T) {
 		t.Fatalf("PCR0 = %x, %v", p.Value, err)
 	}
 
-	// A second init of the same directory fails (exit 1), keeping the state.
-	if code, _, stderr := runCLI("init", "--dir", dir); code != 1 || !strings.Contains(stderr, "already") {
+	// A second init of the same directory fails (exit 1), keeping the state,
+	// and says how to start over.
+	root, err := os.ReadFile(filepath.Join(dir, "root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI("init", "--dir", dir); code != 1 || !strings.Contains(stderr, "already holds mock state") ||
+		!strings.Contains(stderr, "nsm-mock init --force --dir "+dir) {
 		t.Fatalf("second init: exit %d, %q", code, stderr)
+	}
+	// --force with a bad flag value removes nothing; then it replaces the
+	// state (a new root), keeping other files.
+	if err := os.WriteFile(filepath.Join(dir, "mine.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCLI("init", "--force", "--dir", dir, "--module-id", "i-1"); code != 1 || !mocknsm.Initialised(dir) {
+		t.Fatalf("--force with a bad module id: exit %d, initialised %v", code, mocknsm.Initialised(dir))
+	}
+	if code, _, stderr := runCLI("init", "--force", "--dir", dir, "--debug"); code != 0 {
+		t.Fatalf("--force: exit %d, %q", code, stderr)
+	}
+	if root2, err := os.ReadFile(filepath.Join(dir, "root.pem")); err != nil || bytes.Equal(root, root2) {
+		t.Errorf("--force kept the old root (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mine.txt")); err != nil {
+		t.Errorf("--force removed another file: %v", err)
 	}
 	// The text output names the root certificate.
 	other := filepath.Join(t.TempDir(), "other")
@@ -88,7 +113,10 @@ func TestUsage(t *testing.T) {
 		{[]string{"init", "--dir", dir, "--pcr", "0=abc"}, 2, "want 48 bytes of hex"},
 		{[]string{"init", "--dir", dir, "--pcr", "0"}, 2, "want N=HEX"},
 		{[]string{"init", "--dir", dir, "--pcr", "0=" + strings.Repeat("00", 48), "--pcr", "0=" + strings.Repeat("11", 48)}, 2, "PCR0 given twice"},
-		{[]string{"init", "--dir", dir, "--no-such-flag"}, 2, "not defined"},
+		{[]string{"init", "--dir", dir, "--no-such-flag"}, 2, "nsm-mock init: unknown flag --no-such-flag\nrun 'nsm-mock init --help' for usage\n"},
+		{[]string{"init", "--dir", dir, "-debug=maybe"}, 2, `--debug "maybe"`},
+		{[]string{"--version"}, 0, "nsm-mock " + version.Version + " ("},
+		{[]string{"init", "--help"}, 0, "  --force\n"},
 		{[]string{"init", "--dir", filepath.Join(dir, "x"), "--module-id", "i-123"}, 1, "module id"},
 		{[]string{"serve", "--dir", dir}, 2, "--dir and --mount are required"},
 		{[]string{"serve", "--dir", dir, "--mount", dir, "--log-level", "loud"}, 2, "log-level"},
@@ -102,7 +130,7 @@ func TestUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(out, tc.want) {
 			t.Errorf("%q: exit %d, output %q; want exit %d and %q", tc.args, code, out, tc.code, tc.want)
 		}
-		if tc.code != 0 && strings.Count(strings.TrimSpace(stderr), "\n") > 0 && !strings.Contains(stderr, "usage:") {
+		if tc.code == 1 && strings.Count(strings.TrimSpace(stderr), "\n") > 0 || tc.code == 2 && strings.Count(strings.TrimSpace(stderr), "\n") > 1 && !strings.Contains(stderr, "usage: nsm-mock") {
 			t.Errorf("%q: the error is not one line: %q", tc.args, stderr)
 		}
 	}

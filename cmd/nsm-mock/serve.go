@@ -23,13 +23,12 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&f.watchStdin, "watch-stdin", false, "also shut down when stdin reaches EOF (ties the server to a supervisor's pipe)")
 	fs.TextVar(&f.logLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON records instead of text")
-	setUsage(fs, "serve --dir D --mount DIR [--faults FILE] [--watch-stdin] [--log-level L] [--log-json]",
+	if err := parseFlags(fs, "serve --dir D --mount DIR [--faults FILE] [--watch-stdin] [--log-level L] [--log-json]",
 		"Mounts a FUSE file system on DIR whose file DIR/nsm answers the NSM ioctl\n"+
 			"(0xC0200A00) with the software NSM of D, until SIGTERM or SIGINT; then unmounts.\n"+
 			"A stale mount left at DIR by a killed server is detached first. Needs root\n"+
 			"(CAP_SYS_ADMIN) and /dev/fuse. Bind DIR/nsm over /dev/nsm in a private mount\n"+
-			"namespace to serve unmodified programs (scripts/nsm-run.sh does this).")
-	if err := parseFlags(fs, args, stdout); err != nil {
+			"namespace to serve unmodified programs (scripts/nsm-run.sh does this).", args, stdout); err != nil {
 		return err
 	}
 	if f.dir == "" || f.mount == "" {
