@@ -32,7 +32,9 @@ type Opener interface {
 
 // OpenRequest is open's params, checked against the protocol: Key is keys.HPKE or keys.RSA;
 // Ciphertext is not empty (its content is the opener's to judge); OAEPHash is seal.OAEPSHA256
-// (the default) or seal.OAEPSHA1 for keys.RSA, and empty for keys.HPKE.
+// (the default) or seal.OAEPSHA1 for keys.RSA, and empty for keys.HPKE. On the server,
+// Ciphertext aliases the request frame: it is valid only until Open returns, and an Opener must
+// not keep it or return a slice of it.
 type OpenRequest struct {
 	Key        string
 	Ciphertext []byte
@@ -95,10 +97,18 @@ func decodeOpen(raw []byte) (any, *Error) {
 			}
 			return err
 		}},
-		field{"ciphertext", true, func(r []byte) (err error) {
-			if p.Ciphertext, err = decodeBytes(r, DefaultLocalMaxRequestSize); err == nil && p.Ciphertext == nil {
+		field{"ciphertext", true, func(raw []byte) error {
+			// Not copied (up to 67 KiB): it aliases the request frame, which stays put until the
+			// request is answered, and an Opener does not keep it (see OpenRequest).
+			r := strictcbor.NewReader(raw)
+			b, err := r.Bytes()
+			if err == nil {
+				err = r.End()
+			}
+			if err == nil && len(b) == 0 {
 				err = errors.New("empty")
 			}
+			p.Ciphertext = b
 			return err
 		}},
 		field{"oaep_hash", false, func(r []byte) (err error) {
