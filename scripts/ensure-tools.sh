@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine that has Go:
-# gcc (the race detector needs cgo), shellcheck, and a pinned staticcheck.
+# gcc (the race detector needs cgo), shellcheck, python3-cryptography, and a pinned staticcheck.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" ]]; then
   echo "usage: STATICCHECK_VERSION=vX TOOLS=DIR $0"
-  echo "Installs gcc and shellcheck with apt-get when missing, and staticcheck into DIR."
+  echo "Installs gcc, shellcheck and python3-cryptography with apt-get when missing, and staticcheck into DIR."
   exit 0
 fi
 
@@ -15,6 +15,8 @@ fi
 missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# seal's interop tests seal with python3-cryptography (RSA-OAEP, an independent HPKE).
+python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
