@@ -47,7 +47,7 @@ var (
 	ErrKeyName = errors.New("relyingparty: unknown key name")
 	// ErrAgent wraps a failure to get a document from the agent (transport or
 	// agent error), as opposed to a document that was rejected.
-	ErrAgent = errors.New("relyingparty: agent")
+	ErrAgent = errors.New("agent")
 )
 
 // Key is an attested key: a verified document and the full public key it binds.
