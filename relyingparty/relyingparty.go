@@ -35,6 +35,7 @@ import (
 
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/seal"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -138,6 +139,41 @@ func check(v *attestation.Verifier, name string, document, fullKey []byte) (*Key
 	}
 	return &Key{name: name, doc: doc, raw: append([]byte(nil), document...),
 		full: append([]byte(nil), fullKey...)}, nil
+}
+
+// SealOptions say how Key.Seal seals.
+type SealOptions struct {
+	// AAD, for the hpke key only, is context the envelope authenticates and
+	// the enclave gets back with the plaintext (at most seal.MaxAAD bytes).
+	AAD []byte
+	// OAEPHash, for the rsa key only, is seal.OAEPSHA256 or seal.OAEPSHA1
+	// (what pycryptodome's PKCS1_OAEP uses by default); empty means
+	// seal.OAEPSHA256. The enclave must be told the same hash to open.
+	OAEPHash string
+}
+
+// Seal encrypts plaintext to the attested key: for the hpke key an
+// attestd-seal-v1 envelope (seal.SealHPKE, at most seal.MaxPlaintext bytes),
+// for the rsa key a raw 256-byte RSAES-OAEP ciphertext (seal.SealRSA, at most
+// 190 bytes with SHA-256, 214 with SHA-1). Only the enclave whose document
+// was verified can open it, through its local API (docs/sealing.md).
+func (k *Key) Seal(plaintext []byte, o SealOptions) ([]byte, error) {
+	switch k.name {
+	case keys.HPKE:
+		if o.OAEPHash != "" {
+			return nil, errors.New("relyingparty: an OAEP hash applies to the rsa key only")
+		}
+		return seal.SealHPKE(k.doc.PublicKey, k.full, o.AAD, plaintext)
+	default:
+		if o.AAD != nil {
+			return nil, errors.New("relyingparty: aad applies to the hpke key only (RSA-OAEP carries none)")
+		}
+		h := o.OAEPHash
+		if h == "" {
+			h = seal.OAEPSHA256
+		}
+		return seal.SealRSA(k.full, h, plaintext)
+	}
 }
 
 func checkName(name string) error {

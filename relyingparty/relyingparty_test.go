@@ -18,6 +18,7 @@ import (
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/seal"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -281,6 +282,56 @@ func TestNoAgentImport(t *testing.T) {
 		switch dep {
 		case "github.com/attestd/attestd/agent", "github.com/attestd/attestd/nsm", "github.com/attestd/attestd/mocknsm", "github.com/attestd/attestd/entropy":
 			t.Errorf("relyingparty depends on %s", dep)
+		}
+	}
+}
+
+func TestSealOpensInTheEnclave(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	secret := []byte("the database password")
+	hk, err := Fetch(ctx, e.client, keys.HPKE, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := hk.Seal(secret, SealOptions{AAD: []byte("db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := e.agent.set.Get(keys.HPKE)
+	if pt, aad, err := priv.OpenHPKE(env); err != nil || !bytes.Equal(pt, secret) || string(aad) != "db" {
+		t.Errorf("OpenHPKE: %q, %q, %v", pt, aad, err)
+	}
+	if _, err := hk.Seal(secret, SealOptions{OAEPHash: seal.OAEPSHA1}); err == nil {
+		t.Error("hpke with an OAEP hash: sealed")
+	}
+	if _, err := hk.Seal(secret, SealOptions{AAD: make([]byte, seal.MaxAAD+1)}); err == nil {
+		t.Error("hpke with too long an aad: sealed")
+	}
+
+	rk, err := Fetch(ctx, e.client, keys.RSA, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ = e.agent.set.Get(keys.RSA)
+	for _, tc := range []struct{ seal, open, other string }{
+		{"", seal.OAEPSHA256, seal.OAEPSHA1}, // the default is SHA-256
+		{seal.OAEPSHA1, seal.OAEPSHA1, seal.OAEPSHA256},
+	} {
+		ct, err := rk.Seal(secret, SealOptions{OAEPHash: tc.seal})
+		if err != nil || len(ct) != seal.RSACiphertextSize {
+			t.Fatalf("rsa %q: %d bytes, %v", tc.seal, len(ct), err)
+		}
+		if pt, err := priv.OpenRSA(tc.open, ct); err != nil || !bytes.Equal(pt, secret) {
+			t.Errorf("rsa %q opened with %s: %q, %v", tc.seal, tc.open, pt, err)
+		}
+		if _, err := priv.OpenRSA(tc.other, ct); err == nil {
+			t.Errorf("rsa %q opened with %s", tc.seal, tc.other)
+		}
+	}
+	for _, o := range []SealOptions{{AAD: []byte{}}, {OAEPHash: "md5"}} {
+		if _, err := rk.Seal(secret, o); err == nil {
+			t.Errorf("rsa with %+v: sealed", o)
 		}
 	}
 }
