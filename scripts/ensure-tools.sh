@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine that has Go:
-# gcc (the race detector needs cgo), shellcheck, and a pinned staticcheck.
+# gcc (the race detector needs cgo), shellcheck, Debian's python3 with cbor2,
+# cryptography and pycryptodome (examples/secretstore), and a pinned staticcheck.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" ]]; then
   echo "usage: STATICCHECK_VERSION=vX TOOLS=DIR $0"
-  echo "Installs gcc and shellcheck with apt-get when missing, and staticcheck into DIR."
+  echo "Installs gcc, shellcheck and python3 with cbor2, cryptography and pycryptodome with apt-get when"
+  echo "missing, and staticcheck into DIR."
   exit 0
 fi
 
@@ -15,6 +17,10 @@ fi
 missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+# Debian's own python3 and packages (pycryptodome as Cryptodome), not a pip or pyenv one.
+for pkg in python3 python3-cbor2 python3-cryptography python3-pycryptodome; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
