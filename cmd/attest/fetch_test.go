@@ -39,7 +39,7 @@ type testAgent struct {
 
 // startFetchAgent serves the agent's parent API on a unix socket; wrap, if
 // set, may corrupt what the agent returns.
-func startFetchAgent(t *testing.T, wrap func(vsockrpc.ParentService) vsockrpc.ParentService) *testAgent {
+func startFetchAgent(t testing.TB, wrap func(vsockrpc.ParentService) vsockrpc.ParentService) *testAgent {
 	t.Helper()
 	dir := t.TempDir()
 	mockDir := filepath.Join(dir, "mock")

@@ -229,3 +229,53 @@ func TestSealUsageErrors(t *testing.T) {
 		t.Errorf("--help: exit %d", code)
 	}
 }
+
+// BenchmarkSealVsFetch runs attest fetch and attest seal end to end (minus
+// process start-up) against the same in-process agent, alternating them
+// operation by operation so that load from elsewhere hits both alike, and
+// reports each one's time and their ratio: sealing should add at most 5%.
+func BenchmarkSealVsFetch(b *testing.B) {
+	ta := startFetchAgent(b, nil)
+	dir := b.TempDir()
+	verify := append([]string{"--addr", ta.addr, "--root", ta.root}, ta.pcrArgs()...)
+	for _, c := range []struct {
+		key  string
+		size int      // the secret: 1 KiB to hpke, 200 bytes (near the SHA-1 limit) to rsa
+		more []string // seal's own flags
+	}{
+		{"hpke", 1024, []string{"--aad", "bench"}},
+		{"rsa", 200, []string{"--oaep-hash", "sha1"}},
+	} {
+		secret := filepath.Join(dir, c.key)
+		os.WriteFile(secret, bytes.Repeat([]byte{0x5a}, c.size), 0o600)
+		fetchArgs := append([]string{"fetch", "--key", c.key}, verify...)
+		// Both write to standard output: rewriting an --out file costs either
+		// command a few hundred microseconds on ext4 (truncate, reallocate).
+		sealArgs := append(append([]string{"seal", "--key", c.key, "--in", secret}, c.more...), verify...)
+		b.Run(c.key, func(b *testing.B) {
+			var fetchTime, sealTime time.Duration
+			n := 0
+			for b.Loop() {
+				for i, args := range [][]string{fetchArgs, sealArgs} {
+					if n%2 == 1 { // alternate which arm goes first
+						args = [][]string{sealArgs, fetchArgs}[i]
+					}
+					var out, errb bytes.Buffer
+					start := time.Now()
+					if code := run(args, &out, &errb); code != 0 {
+						b.Fatalf("exit %d: %s", code, errb.String())
+					}
+					if args[0] == "seal" {
+						sealTime += time.Since(start)
+					} else {
+						fetchTime += time.Since(start)
+					}
+				}
+				n++
+			}
+			b.ReportMetric(float64(fetchTime.Nanoseconds())/float64(n), "fetch-ns/op")
+			b.ReportMetric(float64(sealTime.Nanoseconds())/float64(n), "seal-ns/op")
+			b.ReportMetric(float64(sealTime)/float64(fetchTime), "seal/fetch")
+		})
+	}
+}
