@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -38,8 +37,7 @@ flags:
 `
 
 func runFetch(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("attest fetch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("fetch")
 	addr := fs.String("addr", "", addrUsage)
 	key := fs.String("key", keys.HPKE, "the agent key the document binds: hpke or rsa")
 	out := fs.String("out", "", "write the raw verified document (COSE_Sign1 bytes) to `FILE`")
@@ -47,15 +45,8 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	timeout := fs.Duration("timeout", defaultAgentTimeout, timeoutUsage)
 	vf := addVerifyFlags(fs)
 	fs.Lookup("nonce").Usage = "the nonce to send and require: `HEX`, or random (32 fresh random bytes, the default)"
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), fetchUsage)
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, fetchUsage, args, stdout)
 	if err != nil {
-		if err == errHelp {
-			fs.Usage()
-		}
 		return err
 	}
 	if len(pos) > 0 {
@@ -81,13 +72,13 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if opts.Nonce != nil && (len(opts.Nonce) == 0 || len(opts.Nonce) > vsockrpc.MaxNonceSize) {
+	if opts.Nonce != nil && len(opts.Nonce) > vsockrpc.MaxNonceSize {
 		return usagef("--nonce: %d bytes, want 1..%d", len(opts.Nonce), vsockrpc.MaxNonceSize)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	k, err := fetchKey(ctx, *addr, *key, opts)
+	k, err := vf.fetchKey(ctx, *addr, *key, opts)
 	if err != nil {
 		return err
 	}
@@ -97,20 +88,20 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	return printFetched(stdout, k.Document(), k.Name(), k.PublicKey(), vf.json)
 }
 
-// fetchKey dials addr and fetches, verifies and binds the key name: what
-// fetch and seal share.
-func fetchKey(ctx context.Context, addr, name string, opts attestation.Options) (*relyingparty.Key, error) {
+// fetchKey dials addr, then fetches, verifies and binds the key name
+// (relyingparty.Fetch): what fetch and seal share.
+func (f *verifyFlags) fetchKey(ctx context.Context, addr, name string, opts attestation.Options) (*relyingparty.Key, error) {
 	c, err := vsockrpc.Dial(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, checkError{checkAgent, err}
 	}
 	defer c.Close()
 	k, err := relyingparty.Fetch(ctx, c, name, opts)
 	switch {
 	case errors.Is(err, relyingparty.ErrAgent):
-		return nil, err
+		return nil, checkError{checkAgent, err}
 	case err != nil:
-		return nil, fmt.Errorf("document rejected: %w", err)
+		return nil, fmt.Errorf("document rejected: %w", f.hint(nil, opts, err))
 	}
 	return k, nil
 }
@@ -118,13 +109,17 @@ func fetchKey(ctx context.Context, addr, name string, opts attestation.Options) 
 // saveFetched writes the raw verified document to docPath and the full public
 // key to keyPath (each when not empty).
 func saveFetched(k *relyingparty.Key, docPath, keyPath string) error {
-	if docPath != "" {
-		if err := os.WriteFile(docPath, k.RawDocument(), 0o644); err != nil {
-			return err
+	for _, o := range []struct {
+		flag, path string
+		data       []byte
+	}{{"--out", docPath, k.RawDocument()}, {"--out-key", keyPath, k.PublicKey()}} {
+		if o.path == "" {
+			continue
 		}
-	}
-	if keyPath != "" {
-		if err := os.WriteFile(keyPath, k.PublicKey(), 0o644); err != nil {
+		if err := writeFileAtomic(o.flag, o.path, func(f *os.File) error {
+			_, err := f.Write(o.data)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -133,10 +128,10 @@ func saveFetched(k *relyingparty.Key, docPath, keyPath string) error {
 
 // fetchedKey describes the checked key binding.
 type fetchedKey struct {
-	Name      string `json:"name"`
-	Algorithm string `json:"algorithm"`
-	Binding   string `json:"binding"`
-	PublicKey []byte `json:"public_key"` // the full key, base64
+	Name      string   `json:"name"`
+	Algorithm string   `json:"algorithm"`
+	Binding   string   `json:"binding"`
+	PublicKey hexBytes `json:"public_key"` // the full key
 }
 
 func describeKey(name string, docKey, full []byte) fetchedKey {

@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 
 	"github.com/attestd/attestd/keys"
@@ -44,82 +41,52 @@ Exit status: 0 sealed, 1 failed or rejected, 2 usage error.
 flags:
 `
 
-// sealMaxDoc bounds --doc: the raw document or its hex or base64 text.
-const sealMaxDoc = maxDocText
-
-// sealMaxKey bounds --public-key: an X-Wing key is 1,216 bytes, an RSA-2048 SPKI 294.
-const sealMaxKey = 4096
-
-// setString is a string flag that knows whether it was given, so that an
-// empty value is refused instead of meaning "not given".
-type setString struct {
-	v   string
-	set bool
-}
-
-func (s *setString) String() string { return s.v }
-func (s *setString) Set(v string) error {
-	if v == "" {
-		return fmt.Errorf("empty value")
-	}
-	s.v, s.set = v, true
-	return nil
-}
-
 func runSeal(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("attest seal", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var addr, docPath, keyPath, aad, aadFile, oaepHash, in, out setString
-	fs.Var(&addr, "addr", "attestd's parent API `ADDR` (vsock://CID:PORT, unix:///PATH or tcp://HOST:PORT): fetch a fresh document")
-	fs.Var(&docPath, "doc", "offline: a saved document `DOC` (raw, hex or base64), with --public-key")
-	fs.Var(&keyPath, "public-key", "offline: the full public key `FILE` the document binds (attest fetch --out-key)")
+	fs := newFlagSet("seal")
+	// parseArgs refuses an empty value for every flag: "" means not given.
+	addr := fs.String("addr", "", "attestd's parent API `ADDR` (vsock://CID:PORT, unix:///PATH or tcp://HOST:PORT): fetch a fresh document")
+	docPath := fs.String("doc", "", "offline: a saved document `DOC` (raw, hex or base64), with --public-key")
+	keyPath := fs.String("public-key", "", "offline: the full public key `FILE` the document binds (attest fetch --out-key; raw, hex, base64 or PEM)")
 	key := fs.String("key", keys.HPKE, "the key to seal to: hpke or rsa")
-	fs.Var(&aad, "aad", "hpke only: context `TEXT` the envelope authenticates (at most 1024 bytes)")
-	fs.Var(&aadFile, "aad-file", "hpke only: read the aad from `FILE`")
-	fs.Var(&oaepHash, "oaep-hash", "rsa only: the OAEP and MGF1 hash, `sha256` (the default) or sha1")
-	fs.Var(&in, "in", "read the secret from `FILE` (- or not given: standard input)")
-	fs.Var(&out, "out", "write the sealed result to `FILE` (- or not given: standard output)")
+	aad := fs.String("aad", "", "hpke only: context `TEXT` the envelope authenticates (at most 1024 bytes)")
+	aadFile := fs.String("aad-file", "", "hpke only: read the aad from `FILE`")
+	oaepHash := fs.String("oaep-hash", "", "rsa only: the OAEP and MGF1 hash, `sha256` (the default) or sha1")
+	in := fs.String("in", "-", "read the secret from `FILE` (-: standard input)")
+	out := fs.String("out", "-", "write the sealed result to `FILE` (-: standard output)")
 	b64 := fs.Bool("base64", false, "write the result as standard base64 text (one line) instead of binary")
 	timeout := fs.Duration("timeout", defaultAgentTimeout, timeoutUsage)
 	vf := addVerifyFlags(fs)
 	fs.Lookup("nonce").Usage = "online: the nonce to send and require, `HEX` or random (the default); offline: require this nonce"
-	fs.Lookup("json").Usage = "print a JSON report (the key, the verified document and, when --out is standard output, the result in base64)"
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), sealUsage)
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
+	fs.Lookup("json").Usage = "print a JSON report (the verified document, the key and, when --out is standard output, the result; bytes as hex); on failure a JSON error object"
+	pos, err := parseArgs(fs, sealUsage, args, stdout)
 	if err != nil {
-		if err == errHelp {
-			fs.Usage()
-		}
 		return err
 	}
-	offline := docPath.set || keyPath.set
+	offline := *docPath != "" || *keyPath != ""
 	switch {
 	case len(pos) > 0:
 		return usagef("unexpected argument %q", pos[0])
-	case addr.set && offline:
+	case *addr != "" && offline:
 		return usagef("--addr (online) cannot be combined with --doc and --public-key (offline)")
-	case !addr.set && !offline:
+	case *addr == "" && !offline:
 		return usagef("give --addr ADDR to fetch a document, or --doc DOC and --public-key KEY to seal offline")
-	case offline && !(docPath.set && keyPath.set):
+	case offline && (*docPath == "" || *keyPath == ""):
 		return usagef("offline sealing needs both --doc and --public-key")
 	case *key != keys.HPKE && *key != keys.RSA:
 		return usagef("--key %q: want %s or %s", *key, keys.HPKE, keys.RSA)
-	case aad.set && aadFile.set:
+	case *aad != "" && *aadFile != "":
 		return usagef("--aad and --aad-file are mutually exclusive")
-	case (aad.set || aadFile.set) && *key != keys.HPKE:
+	case (*aad != "" || *aadFile != "") && *key != keys.HPKE:
 		return usagef("--aad and --aad-file apply to --key hpke only (RSA-OAEP carries no aad)")
-	case oaepHash.set && *key != keys.RSA:
+	case *oaepHash != "" && *key != keys.RSA:
 		return usagef("--oaep-hash applies to --key rsa only")
-	case oaepHash.set && oaepHash.v != seal.OAEPSHA256 && oaepHash.v != seal.OAEPSHA1:
-		return usagef("--oaep-hash %q: want %s or %s", oaepHash.v, seal.OAEPSHA256, seal.OAEPSHA1)
+	case *oaepHash != "" && *oaepHash != seal.OAEPSHA256 && *oaepHash != seal.OAEPSHA1:
+		return usagef("--oaep-hash %q: want %s or %s", *oaepHash, seal.OAEPSHA256, seal.OAEPSHA1)
 	case *timeout <= 0:
 		return usagef("--timeout must be positive")
 	}
-	if addr.set {
-		if _, err := vsockrpc.ParseAddr(addr.v); err != nil {
+	if *addr != "" {
+		if _, err := vsockrpc.ParseAddr(*addr); err != nil {
 			return usagef("--addr: %v", err)
 		}
 		if vf.nonce == "random" {
@@ -132,54 +99,54 @@ func runSeal(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if opts.Nonce != nil && (len(opts.Nonce) == 0 || len(opts.Nonce) > vsockrpc.MaxNonceSize) {
+	if opts.Nonce != nil && len(opts.Nonce) > vsockrpc.MaxNonceSize {
 		return usagef("--nonce: %d bytes, want 1..%d", len(opts.Nonce), vsockrpc.MaxNonceSize)
 	}
 
-	so := relyingparty.SealOptions{OAEPHash: oaepHash.v}
+	so := relyingparty.SealOptions{OAEPHash: *oaepHash}
 	switch {
-	case aad.set:
-		if len(aad.v) > seal.MaxAAD {
-			return usagef("--aad is %d bytes, over %d", len(aad.v), seal.MaxAAD)
+	case *aad != "":
+		if len(*aad) > seal.MaxAAD {
+			return usagef("--aad is %d bytes, over %d", len(*aad), seal.MaxAAD)
 		}
-		so.AAD = []byte(aad.v)
-	case aadFile.set:
-		if so.AAD, err = readInput("--aad-file", aadFile.v, seal.MaxAAD); err != nil {
+		so.AAD = []byte(*aad)
+	case *aadFile != "":
+		if so.AAD, err = readInput("--aad-file", *aadFile, seal.MaxAAD); err != nil {
 			return err
 		}
 	}
 	// Everything local is read before the agent is asked: a bad file costs no document.
-	inPath := "-"
-	if in.set {
-		inPath = in.v
-	}
-	secret, err := readInput("--in", inPath, seal.MaxPlaintext)
+	secret, err := readInput("--in", *in, seal.MaxPlaintext)
 	if err != nil {
 		return err
 	}
 	var doc, full []byte
 	if offline {
-		raw, err := readInput("--doc", docPath.v, sealMaxDoc)
+		raw, err := readInput("--doc", *docPath, maxDocText)
 		if err != nil {
 			return err
 		}
-		if full, err = readInput("--public-key", keyPath.v, sealMaxKey); err != nil {
+		keyText, err := readInput("--public-key", *keyPath, maxPublicKeyFile)
+		if err != nil {
 			return err
 		}
 		if doc, err = decodeDocumentText(raw); err != nil {
-			return err
+			return rejectf(checkInput, "--doc %s: %v", *docPath, err)
+		}
+		if full, err = decodeKeyText(keyText); err != nil {
+			return rejectf(checkInput, "--public-key %s: %v", *keyPath, err)
 		}
 	}
 
 	var k *relyingparty.Key
 	if offline {
 		if k, err = relyingparty.Check(*key, doc, full, opts); err != nil {
-			return fmt.Errorf("document rejected: %w", err)
+			return fmt.Errorf("document rejected: %w", vf.hint(doc, opts, err))
 		}
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 		defer cancel()
-		if k, err = fetchKey(ctx, addr.v, *key, opts); err != nil {
+		if k, err = vf.fetchKey(ctx, *addr, *key, opts); err != nil {
 			return err
 		}
 	}
@@ -191,33 +158,22 @@ func runSeal(args []string, stdout, stderr io.Writer) error {
 	if *b64 {
 		result = append([]byte(base64.StdEncoding.EncodeToString(sealed)), '\n')
 	}
-	toStdout := !out.set || out.v == "-"
+	toStdout := *out == "-"
 	if !toStdout {
-		if err := os.WriteFile(out.v, result, 0o644); err != nil {
+		if err := writeFileAtomic("--out", *out, func(f *os.File) error {
+			_, err := f.Write(result)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
 	if vf.json {
-		return printSealed(stdout, k, sealed, out.v, toStdout)
+		return printSealed(stdout, k, sealed, *out, toStdout)
 	}
 	if toStdout {
 		_, err = stdout.Write(result)
 	}
 	return err
-}
-
-// readInput reads the file a flag names: one that cannot be opened is a usage
-// error, one that is too large is read and rejected.
-func readInput(flagName, path string, limit int64) ([]byte, error) {
-	b, err := readLimited(path, limit)
-	var pe *fs.PathError
-	switch {
-	case errors.As(err, &pe):
-		return nil, usagef("%s: %v", flagName, err)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", flagName, err)
-	}
-	return b, nil
 }
 
 // printSealed prints the --json report: the verified document, the key and
@@ -231,7 +187,7 @@ func printSealed(w io.Writer, k *relyingparty.Key, sealed []byte, out string, in
 		Document json.RawMessage `json:"document"`
 		Key      fetchedKey      `json:"key"`
 		Bytes    int             `json:"sealed_bytes"`
-		Sealed   []byte          `json:"sealed,omitempty"` // base64
+		Sealed   hexBytes        `json:"sealed,omitempty"`
 		Out      string          `json:"out,omitempty"`
 	}{Document: d.Bytes(), Key: describeKey(k.Name(), k.Document().PublicKey, k.PublicKey()), Bytes: len(sealed)}
 	if inline {
@@ -239,10 +195,5 @@ func printSealed(w io.Writer, k *relyingparty.Key, sealed []byte, out string, in
 	} else {
 		r.Out = out
 	}
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return writeJSON(w, r)
 }
