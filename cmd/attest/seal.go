@@ -34,7 +34,7 @@ hpke: an attestd-seal-v1 envelope (HPKE, HKDF-SHA256, AES-256-GCM; input up to
 64 KiB); --aad is context it authenticates and the enclave gets back on open.
 rsa: a raw 256-byte RSAES-OAEP ciphertext, MGF1 with the OAEP hash --oaep-hash
 (sha256, or sha1 as pycryptodome's PKCS1_OAEP; input up to 190 or 214 bytes).
-The enclave opens either through attestd's local API (open). docs/sealing.md.
+The enclave opens either through attestd's local API (open): docs/relying-party.md.
 
 Exit status: 0 sealed, 1 failed or rejected, 2 usage error.
 
