@@ -23,8 +23,8 @@ var ErrConnectionLost = errors.New("vsockrpc: connection lost")
 
 // Dialer holds options for dialing a Client. The zero Dialer is usable.
 type Dialer struct {
-	// MaxResponseSize bounds a response frame's body (default DefaultMaxResponseSize); a larger
-	// frame breaks the connection.
+	// MaxResponseSize bounds a response frame's body (default DefaultLocalMaxResponseSize, the
+	// larger of the two APIs' limits); a larger frame breaks the connection.
 	MaxResponseSize int
 }
 
@@ -67,7 +67,7 @@ func (d *Dialer) NewClient(nc net.Conn) *Client { return d.newClient(nc) }
 func (d *Dialer) newClient(nc net.Conn) *Client {
 	max := d.MaxResponseSize
 	if max <= 0 {
-		max = DefaultMaxResponseSize
+		max = DefaultLocalMaxResponseSize
 	}
 	c := &Client{maxResp: max}
 	c.cc = newClientConn(nc, max)

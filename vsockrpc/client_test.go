@@ -208,7 +208,7 @@ func TestClientOversizedRequest(t *testing.T) {
 	_, addr := startUnix(t, LocalAPI(newFake()), Limits{})
 	c := dialT(t, addr)
 	ctx := testCtx(t)
-	for _, size := range []int{10 << 10, 4 << 20} { // fits the socket buffer; does not
+	for _, size := range []int{100 << 10, 4 << 20} { // over the local API's limit, fits the socket buffer; does not
 		_, err := c.Attest(ctx, make([]byte, size), "rsa")
 		if !errors.Is(err, &Error{Code: CodeFrameTooLarge}) {
 			t.Fatalf("%d-byte nonce: %v, want frame_too_large", size, err)

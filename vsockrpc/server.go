@@ -28,11 +28,12 @@ const (
 
 // Limits bounds what a Server spends on its callers. A zero field takes its default.
 type Limits struct {
-	// MaxRequestSize bounds a request frame's body (default DefaultMaxRequestSize). A larger length
-	// prefix is answered with CodeFrameTooLarge and the connection is closed, unread.
+	// MaxRequestSize bounds a request frame's body (default DefaultMaxRequestSize, or
+	// DefaultLocalMaxRequestSize for LocalAPI). A larger length prefix is answered with
+	// CodeFrameTooLarge and the connection is closed, unread.
 	MaxRequestSize int
-	// MaxResponseSize bounds a response frame's body (default DefaultMaxResponseSize). A larger
-	// result is replaced by a CodeInternal error.
+	// MaxResponseSize bounds a response frame's body (default DefaultMaxResponseSize, or
+	// DefaultLocalMaxResponseSize for LocalAPI). A larger result is replaced by a CodeInternal error.
 	MaxResponseSize int
 	// MaxConns bounds open connections (default DefaultMaxConns). A connection over the limit is
 	// accepted, answered with a CodeBusy error (id null) and closed at once.
@@ -56,16 +57,21 @@ type Limits struct {
 	RequestTimeout time.Duration
 }
 
-// resolve returns l with defaults filled in, or an error for a value out of range.
-func (l Limits) resolve() (Limits, error) {
+// resolve returns l with defaults filled in (the local API's frame limits when local), or an error
+// for a value out of range.
+func (l Limits) resolve(local bool) (Limits, error) {
+	maxReq, maxResp := DefaultMaxRequestSize, DefaultMaxResponseSize
+	if local {
+		maxReq, maxResp = DefaultLocalMaxRequestSize, DefaultLocalMaxResponseSize
+	}
 	ints := []struct {
 		name     string
 		v        *int
 		def, min int
 		max      int
 	}{
-		{"MaxRequestSize", &l.MaxRequestSize, DefaultMaxRequestSize, 256, maxFrameLimit},
-		{"MaxResponseSize", &l.MaxResponseSize, DefaultMaxResponseSize, 8 << 10, maxFrameLimit},
+		{"MaxRequestSize", &l.MaxRequestSize, maxReq, 256, maxFrameLimit},
+		{"MaxResponseSize", &l.MaxResponseSize, maxResp, 8 << 10, maxFrameLimit},
 		{"MaxConns", &l.MaxConns, DefaultMaxConns, 1, 1 << 20},
 		{"MaxInFlight", &l.MaxInFlight, DefaultMaxInFlight, 1, 1 << 16},
 	}
@@ -145,7 +151,7 @@ func (s *Server) init() error {
 			s.initErr = errors.New("vsockrpc: Server.API is nil")
 			return
 		}
-		if s.lim, s.initErr = s.Limits.resolve(); s.initErr == nil {
+		if s.lim, s.initErr = s.Limits.resolve(s.API.local); s.initErr == nil {
 			s.sem = make(chan struct{}, s.lim.MaxInFlight)
 		}
 	})

@@ -317,7 +317,7 @@ func TestLimitsValidation(t *testing.T) {
 	if err := (&Server{}).Serve(newPipeListener()); err == nil || !strings.Contains(err.Error(), "API") {
 		t.Errorf("nil API: %v", err)
 	}
-	got, err := Limits{}.resolve()
+	got, err := Limits{}.resolve(false)
 	want := Limits{DefaultMaxRequestSize, DefaultMaxResponseSize, DefaultMaxConns, DefaultMaxInFlight,
 		DefaultIdleTimeout, DefaultReadTimeout, DefaultWriteTimeout, DefaultRequestTimeout}
 	if err != nil || got != want {
