@@ -57,23 +57,33 @@ type agentd struct {
 	pcrs          []string
 }
 
-// build builds one of the module's commands into dir.
-func build(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/attestd/attestd/"+pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+// The binaries under test, built once by TestMain.
+var attestdBin, openLocalBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "secretstore-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return bin
+	attestdBin, openLocalBin = filepath.Join(dir, "attestd"), filepath.Join(dir, "open-local")
+	for pkg, out := range map[string]string{"cmd/attestd": attestdBin, "examples/open-local": openLocalBin} {
+		cmd := exec.Command("go", "build", "-o", out, "github.com/attestd/attestd/"+pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 func startAttestd(t *testing.T) *agentd {
 	t.Helper()
-	dir := t.TempDir()
-	bin := build(t, dir, "cmd/attestd")
-	mock := filepath.Join(dir, "mock")
+	mock := filepath.Join(t.TempDir(), "mock")
 	if err := mocknsm.Init(mock, mocknsm.Config{}); err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +95,7 @@ func startAttestd(t *testing.T) *agentd {
 	a := &agentd{parent: "unix://" + filepath.Join(sock, "p"), local: "unix://" + filepath.Join(sock, "l"),
 		root: filepath.Join(mock, "root.pem")}
 	// The software NSM relaxes the host gates by itself (this host is no enclave).
-	cmd := exec.Command(bin, "--nsm", "mock:"+mock, "--listen", a.parent, "--local", a.local)
+	cmd := exec.Command(attestdBin, "--nsm", "mock:"+mock, "--listen", a.parent, "--local", a.local)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +184,7 @@ func TestSecretStoreSealsToTheEnclave(t *testing.T) {
 
 	// The in-enclave stand-in (examples/open-local) opens it through the
 	// local API, told the hash, reading the store's base64 as it printed it.
-	open := build(t, t.TempDir(), "examples/open-local")
+	open := openLocalBin
 	code, pt, errOut := runCmd(t, out, open, "--addr", a.local, "--key", "rsa", "--oaep-hash", "sha1", "--base64")
 	if code != 0 || pt != secret {
 		t.Fatalf("open-local: exit %d, opened %q (%s), want %q", code, pt, errOut, secret)
