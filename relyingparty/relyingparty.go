@@ -112,7 +112,9 @@ func Fetch(ctx context.Context, c *vsockrpc.Client, name string, opts attestatio
 // public_key binds fullKey as the key name (keys.HPKE or keys.RSA). It is the
 // offline path, for a document and key saved earlier, and the check behind
 // Fetch. Freshness applies as configured: with the default MaxAge a document
-// older than attestation.DefaultMaxAge is refused.
+// older than attestation.DefaultMaxAge is refused. Options.AtDocumentTime and
+// a past Options.Time are audit modes that prove a document was valid then;
+// a relying party about to seal a secret leaves them unset.
 func Check(name string, document, fullKey []byte, opts attestation.Options) (*Key, error) {
 	if err := checkName(name); err != nil {
 		return nil, err

@@ -84,6 +84,9 @@ func runSeal(args []string, stdout, stderr io.Writer) error {
 		return usagef("--oaep-hash %q: want %s or %s", *oaepHash, seal.OAEPSHA256, seal.OAEPSHA1)
 	case *timeout <= 0:
 		return usagef("--timeout must be positive")
+	case vf.at != "" || vf.atDocTime:
+		// Audit modes: they prove a document was valid then, not that its key may be sealed to now.
+		return usagef("--at and --at-doc-time are for audits: attest seal verifies as of now")
 	}
 	if *addr != "" {
 		if _, err := vsockrpc.ParseAddr(*addr); err != nil {

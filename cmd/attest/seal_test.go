@@ -139,9 +139,8 @@ func TestSealOffline(t *testing.T) {
 		if err != nil || string(pt) != "offline secret" {
 			t.Errorf("%s offline: %q, %v", key, pt, err)
 		}
-		// A stale document is refused (verified ten minutes from now, max-age 5m).
-		at := time.Now().Add(10 * time.Minute).UTC().Format(time.RFC3339)
-		if _, errOut := sealCmd(t, 1, "x", append(verify, "--at", at)...); !strings.Contains(errOut, "freshness") {
+		// A stale document is refused: max-age applies offline (any saved document is older than 1 ns).
+		if _, errOut := sealCmd(t, 1, "x", append(verify, "--nonce", "0102", "--max-age", "1ns")...); !strings.Contains(errOut, "freshness") {
 			t.Errorf("%s stale: %q", key, errOut)
 		}
 		// Another nonce than the one fetched with is refused.
@@ -230,6 +229,8 @@ func TestSealUsageErrors(t *testing.T) {
 		"missing doc":                {"--doc", missing, "--public-key", f, "--any-pcrs"},
 		"missing public-key":         {"--doc", f, "--public-key", missing, "--any-pcrs"},
 		"stray argument":             append(online, "extra"),
+		"at-doc-time":                append(offline, "--at-doc-time"),
+		"at":                         append(online, "--at", "2026-01-01T00:00:00Z"),
 	} {
 		var out, errb bytes.Buffer
 		verifyStdin = strings.NewReader("s")
