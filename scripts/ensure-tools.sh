@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine that has Go:
 # gcc (the race detector needs cgo), shellcheck, Debian's python3 with cbor2,
-# cryptography and pycryptodome (examples/secretstore), and a pinned staticcheck.
+# cryptography and pycryptodome (examples/secretstore; seal's interop tests), and
+# a pinned staticcheck.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" ]]; then
@@ -17,7 +18,8 @@ fi
 missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
-# Debian's own python3 and packages (pycryptodome as Cryptodome), not a pip or pyenv one.
+# Debian's own python3 and packages (pycryptodome as Cryptodome), not a pip or pyenv one:
+# the SecretStore example and seal's interop tests (RSA-OAEP, an independent HPKE) use them.
 for pkg in python3 python3-cbor2 python3-cryptography python3-pycryptodome; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
