@@ -127,6 +127,11 @@ func TestSealOffline(t *testing.T) {
 	for _, key := range []string{"hpke", "rsa"} {
 		doc, pub := filepath.Join(dir, key+".doc"), filepath.Join(dir, key+".key")
 		fetch(t, 0, append([]string{"--addr", ta.addr, "--root", ta.root, "--key", key, "--nonce", "0102", "--out", doc, "--out-key", pub}, ta.pcrArgs()...)...)
+		// attest verify checks the same pair.
+		var vout, verr bytes.Buffer
+		if code := run(append([]string{"verify", doc, "--public-key", pub, "--root", ta.root, "--nonce", "0102"}, ta.pcrArgs()...), &vout, &verr); code != 0 {
+			t.Errorf("%s: attest verify --public-key of fetch's --out-key: exit %d: %s", key, code, verr.String())
+		}
 		verify := append([]string{"--doc", doc, "--public-key", pub, "--root", ta.root, "--key", key}, ta.pcrArgs()...)
 		stdout, _ := sealCmd(t, 0, "offline secret", append(verify, "--nonce", "0102")...)
 		var pt []byte
