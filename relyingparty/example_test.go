@@ -17,7 +17,7 @@ import (
 func ExampleFetch() {
 	pcr0, _ := hex.DecodeString(os.Getenv("PCR0")) // the enclave image you trust
 	ctx := context.Background()
-	c, err := vsockrpc.Dial(ctx, "vsock://16:5000")
+	c, err := vsockrpc.Dial(ctx, "vsock://16:5005")
 	if err != nil {
 		log.Fatal(err)
 	}

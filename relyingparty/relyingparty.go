@@ -9,7 +9,7 @@
 // mode, nonce) and the key binding held (keys.CheckBinding). There is no other
 // way to make a Key, so holding one means both checks passed.
 //
-//	c, err := vsockrpc.Dial(ctx, "vsock://16:5000")
+//	c, err := vsockrpc.Dial(ctx, "vsock://16:5005")
 //	...
 //	k, err := relyingparty.Fetch(ctx, c, keys.HPKE, attestation.Options{
 //		PCRs: map[int][][]byte{0: {pcr0}}, // a PCR policy is required
@@ -23,7 +23,8 @@
 //
 //	k, err := relyingparty.Check(keys.RSA, doc, key, opts) // max-age applies: a stale document is refused
 //
-// The package imports the verifier, the key-binding rules and the wire client,
+// The package imports the verifier, the key-binding rules, the envelope (seal)
+// and the wire client,
 // never the agent.
 package relyingparty
 
