@@ -155,7 +155,7 @@ func runSeal(args []string, stdout, stderr io.Writer) error {
 	}
 	sealed, err := k.Seal(secret, so)
 	if err != nil {
-		return err
+		return rejectf(checkInput, "--in %s: %v", *in, err) // too long for the key
 	}
 	result := sealed
 	if *b64 {

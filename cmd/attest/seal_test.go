@@ -183,12 +183,15 @@ func TestSealRejects(t *testing.T) {
 		}
 	}
 	// Under --json each rejection is a JSON error object naming its check.
+	longSecret := filepath.Join(t.TempDir(), "long")
+	os.WriteFile(longSecret, make([]byte, 191), 0o600)
 	for _, c := range []struct {
 		check string
 		args  []string
 	}{
 		{"pcr-policy", []string{"--addr", ta.addr, "--root", ta.root, "--pcr", "0=" + zero}},
 		{"agent", []string{"--addr", "unix://" + filepath.Join(t.TempDir(), "none"), "--root", ta.root, "--any-pcrs"}},
+		{"input", []string{"--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--key", "rsa", "--in", longSecret}},
 	} {
 		stdout, _ := sealCmd(t, 1, "s", append(c.args, "--json")...)
 		var j struct {
