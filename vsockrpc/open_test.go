@@ -3,6 +3,8 @@ package vsockrpc
 import (
 	"bytes"
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -301,5 +303,65 @@ func TestOpenEncodeMatchesFxamacker(t *testing.T) {
 		if err != nil || enc[0] != 0xee || !bytes.Equal(enc[1:], want) {
 			t.Errorf("%T:\nencoded   %x\nfxamacker %x (%v)", v, enc[1:min(len(enc), 80)], want[:min(len(want), 80)], err)
 		}
+	}
+}
+
+// TestProtocolDocOpenExamples decodes the example frames of docs/protocol.md section 5.8: the
+// request is accepted by the local API and re-encodes to the same bytes, the responses decode,
+// and the error is ErrOpenFailed exactly.
+func TestProtocolDocOpenExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, _ := strings.Cut(string(doc), "### 5.8 `open`")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	hexLine := regexp.MustCompile(`^([0-9a-f]{2,}(?: [0-9a-f]{2,})*)(?:\s{2,}.*)?$`)
+	blocks := strings.Split(sec, "```")
+	var frames [][]byte
+	for i := 1; i < len(blocks); i += 2 {
+		var h strings.Builder
+		for _, line := range strings.Split(blocks[i], "\n") {
+			if m := hexLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+				h.WriteString(strings.ReplaceAll(m[1], " ", ""))
+			}
+		}
+		if h.Len() > 0 {
+			frames = append(frames, hexb(t, h.String()))
+		}
+	}
+	if len(frames) != 3 {
+		t.Fatalf("found %d example frames, want 3", len(frames))
+	}
+	body := func(frame []byte) []byte {
+		b, err := ReadFrame(bytes.NewReader(frame), DefaultLocalMaxResponseSize)
+		if err != nil || len(b) != len(frame)-4 {
+			t.Fatalf("example frame: %v", err)
+		}
+		return b
+	}
+	reqBody := body(frames[0])
+	r, _, e := decodeRequest(reqBody)
+	if e != nil || r.method != MethodOpen {
+		t.Fatalf("request: %v", e)
+	}
+	p, e := LocalAPI(newFake()).methods[MethodOpen].decode(r.params)
+	if e != nil {
+		t.Fatal(e)
+	}
+	if enc := (wireRequest{V: Version, ID: r.id, Method: r.method, Params: p.(encoder)}).appendCBOR(nil); !bytes.Equal(enc, reqBody) {
+		t.Fatalf("request re-encodes to %x", enc)
+	}
+	if op := p.(openParams); op.Key != "hpke" || len(op.Ciphertext) != 164 {
+		t.Fatalf("request params %+v", op)
+	}
+	_, _, result, perr, err := decodeResponse(body(frames[1]))
+	var res OpenResult
+	if err != nil || perr != nil || res.decodeResult(result) != nil || string(res.Plaintext) != "attested secret" || string(res.AAD) != "example context" {
+		t.Fatalf("result: %v %v %+v", err, perr, res)
+	}
+	_, _, _, perr, err = decodeResponse(body(frames[2]))
+	if err != nil || perr == nil || *perr != *ErrOpenFailed {
+		t.Fatalf("error example: %v %v", err, perr)
 	}
 }

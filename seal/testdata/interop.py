@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Seals to attestd keys with python3-cryptography, independently of Go (used by seal's tests).
 
-  interop.py rsa SPKI_HEX sha256|sha1 PLAINTEXT_HEX     -> RSAES-OAEP ciphertext, hex
-  interop.py hpke B_HEX PKR_HEX AAD_HEX < PLAINTEXT_HEX -> attestd-seal-v1 envelope, hex
-                                                           (DHKEM(X25519), HKDF-SHA256, AES-256-GCM)
-  interop.py rfc9180                                    -> checks this HPKE code against RFC 9180's
-                                                           vector (KEM 0x0020, KDF 0x0001, AEAD 0x0002)
+Reads one job a line on stdin (hex arguments; "-" for an empty one) and prints one line for each:
+
+  rsa SPKI sha256|sha1 PLAINTEXT   -> the RSAES-OAEP ciphertext (MGF1 = OAEP hash, empty label)
+  hpke B PKR AAD PLAINTEXT         -> an attestd-seal-v1 envelope (DHKEM(X25519), HKDF-SHA256,
+                                      AES-256-GCM, a fresh ephemeral key)
+  rfc9180                          -> enc and ct of RFC 9180's vector (KEM 0x0020, KDF 0x0001,
+                                      AEAD 0x0002, sequence 0), sealed from its ikmE by this code
 """
 import hashlib
 import hmac
@@ -62,31 +64,31 @@ def seal_base(pkr, info, aad, pt, ske):
     return enc, AESGCM(key).encrypt(nonce, pt, aad)
 
 
-def main(argv):
-    if argv[1] == "rsa":
-        pub = serialization.load_der_public_key(bytes.fromhex(argv[2]))
-        h = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}[argv[3]]()
+def job(args):
+    if args[0] == "rsa":
+        pub = serialization.load_der_public_key(bytes.fromhex(args[1]))
+        h = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}[args[2]]()
         pad = padding.OAEP(mgf=padding.MGF1(algorithm=h), algorithm=h, label=None)
-        print(pub.encrypt(bytes.fromhex(argv[4]), pad).hex())
-    elif argv[1] == "hpke":
-        b, pkr, aad = (bytes.fromhex(a) for a in argv[2:5])
-        pt = bytes.fromhex(sys.stdin.read().strip())
+        return pub.encrypt(bytes.fromhex(args[3].strip("-")), pad).hex()
+    if args[0] == "hpke":
+        b, pkr, aad, pt = (bytes.fromhex(a.strip("-")) for a in args[1:5])
         tag = b"attestd-seal-v1"
         enc, ct = seal_base(pkr, tag + b, aad, pt, x25519.X25519PrivateKey.generate())
-        print((tag + struct.pack(">HH", KDF, AEAD) + b + struct.pack(">H", len(aad)) + aad + enc + ct).hex())
-    elif argv[1] == "rfc9180":
+        return (tag + struct.pack(">HH", KDF, AEAD) + b + struct.pack(">H", len(aad)) + aad + enc + ct).hex()
+    if args[0] == "rfc9180":
         v = bytes.fromhex
         enc, ct = seal_base(v("430f4b9859665145a6b1ba274024487bd66f03a2dd577d7753c68d7d7d00c00c"),
                             v("4f6465206f6e2061204772656369616e2055726e"), b"Count-0",
                             b"Beauty is truth, truth beauty",
                             derive_x25519(v("2cd7c601cefb3d42a62b04b7a9041494c06c7843818e0ce28a8f704ae7ab20f9")))
-        assert enc.hex() == "6c93e09869df3402d7bf231bf540fadd35cd56be14f97178f0954db94b7fc256", enc.hex()
-        assert ct.hex() == ("e5d84cd531cfb583096e7cfa9641bd3079cf3a91cda813c52deb5f512be99319"
-                            "80a41de125a925cdad859d5b7a"), ct.hex()
-        print("ok")
-    else:
-        sys.exit("unknown mode " + argv[1])
+        return enc.hex() + " " + ct.hex()
+    raise SystemExit("unknown job " + args[0])
+
+
+def main():
+    for line in sys.stdin:
+        print(job(line.split()), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    main()
