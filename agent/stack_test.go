@@ -16,9 +16,9 @@ import (
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/entropy"
 	"github.com/attestd/attestd/internal/leaktest"
-	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/relyingparty"
 	"github.com/attestd/attestd/vsockrpc"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -115,14 +115,11 @@ func (s *stack) verify(t testing.TB, res *vsockrpc.AttestResult, nonce []byte) *
 	t.Helper()
 	opts := *s.root
 	opts.Nonce = nonce
-	doc, err := attestation.Verify(res.Document, opts)
+	k, err := relyingparty.CheckResult(res, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.CheckBinding(res.Key, doc.PublicKey, res.PublicKey); err != nil {
-		t.Fatal(err)
-	}
-	return doc
+	return k.Document()
 }
 
 // rawCall sends one frame body on a fresh connection and returns the decoded

@@ -17,14 +17,18 @@ Runs attestd against a mock NSM and fetches a verified attestation document:
      (attestd --nsm mock:DIR); it says which;
   3. runs bin/attest fetch with a random nonce, trusting the mock root and
      pinning PCR0, PCR1 and PCR2, and prints the verified document;
-  4. stops attestd (SIGTERM) and removes every process, mount and file it made.
+  4. seals a secret to the enclave's HPKE key with bin/attest seal (a fresh
+     document verified the same way, the key binding checked), and has an
+     in-enclave stand-in (examples/open-local, built with go) open it through
+     attestd's local API, while the parent API refuses to;
+  5. stops attestd (SIGTERM) and removes every process, mount and file it made.
 
-Needs the binaries of `make build` in bin/.
+Needs the binaries of `make build` in bin/ and Go (for examples/open-local).
 
   --software   use the in-process software NSM even where FUSE is available
   -h, --help   this help
 
-Exit status: 0 when the document verified, 1 otherwise, 2 on a usage error.
+Exit status: 0 when the document verified and the secret opened, 1 otherwise, 2 on a usage error.
 EOF
 }
 
@@ -121,6 +125,28 @@ step "fetching a document with a fresh random nonce, pinning PCR0/1/2 and trusti
 echo "\$ attest fetch --addr $parent --root $tmp/mock/root.pem --pcr 0=$pcr0 --pcr 1=$pcr1 --pcr 2=$pcr2 --key hpke"
 "${fetch[@]}"
 
+secret="the database password"
+step "sealing a secret to the enclave's HPKE key: attest seal fetches a fresh document, verifies it the same way and checks the key binding first"
+printf '%s' "$secret" >"$tmp/secret"
+echo "\$ attest seal --addr $parent --root $tmp/mock/root.pem --pcr 0=... --pcr 1=... --pcr 2=... --key hpke --aad 'demo: db password' --in secret --out secret.sealed"
+"$bin/attest" seal --addr "$parent" --root "$tmp/mock/root.pem" --pcr "0=$pcr0" --pcr "1=$pcr1" --pcr "2=$pcr2" \
+  --key hpke --aad "demo: db password" --in "$tmp/secret" --out "$tmp/secret.sealed"
+echo "sealed: $(wc -c <"$tmp/secret.sealed") bytes, an $(head -c 15 "$tmp/secret.sealed") envelope (X-Wing encapsulation, AES-256-GCM)"
+
+step "the application in the enclave opens it through attestd's local API (examples/open-local)"
+(cd "$repo" && CGO_ENABLED=0 "${GO:-go}" build -o "$tmp/open-local" ./examples/open-local)
+echo "\$ open-local --addr $local_api --key hpke --in secret.sealed"
+opened=$("$tmp/open-local" --addr "$local_api" --key hpke --in "$tmp/secret.sealed" 2>"$tmp/open.err")
+sed 's/^/  | /' "$tmp/open.err"
+echo "opened: $opened"
+[[ $opened == "$secret" ]] || { echo "demo: the opened secret differs" >&2; exit 1; }
+echo "\$ open-local --addr $parent --key hpke --in secret.sealed   # the parent instance tries"
+if "$tmp/open-local" --addr "$parent" --key hpke --in "$tmp/secret.sealed" 2>"$tmp/open.err"; then
+  echo "demo: the parent API opened the secret" >&2
+  exit 1
+fi
+sed 's/^/  | /' "$tmp/open.err"
+
 step "stopping attestd (SIGTERM: it drains requests in flight and closes the NSM)"
 kill -TERM "$pid"
 status=0
@@ -131,4 +157,4 @@ if ((status != 0)); then
   echo "demo: attestd exited with status $status" >&2
   exit 1
 fi
-step "done: the document verified; every process, mount and file of the demo is removed on exit"
+step "done: the document verified and only the enclave opened the secret; every process, mount and file of the demo is removed on exit"

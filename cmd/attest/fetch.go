@@ -3,16 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/relyingparty"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -20,17 +20,16 @@ func init() {
 	register(command{name: "fetch", summary: "fetch a fresh document from attestd and verify it", run: runFetch})
 }
 
-// fetchNonceSize is the size of the random nonce fetch sends by default.
-const fetchNonceSize = 32
-
-const fetchUsage = `usage: attest fetch --addr ADDR [--nonce HEX|random] [--key hpke|rsa] [verify flags] [--out FILE] [--json]
+const fetchUsage = `usage: attest fetch --addr ADDR [--nonce HEX|random] [--key hpke|rsa] [verify flags] [--out DOC] [--out-key KEY] [--json]
 
 Asks attestd at ADDR (vsock://CID:PORT, unix:///PATH or tcp://HOST:PORT) for an
 attestation document binding its key --key and a nonce (by default 32 fresh
 random bytes), verifies the document (certificate chain, signature, freshness,
 PCR policy, debug mode and the nonce), checks that the document's public_key
 binds the full key the agent returned beside it, and prints the document.
---out saves the raw document once it has been verified.
+--out saves the raw document once it has been verified, --out-key the full
+public key it binds: attest seal --doc DOC --public-key KEY seals to them later
+(after verifying them again).
 
 Exit status: 0 verified, 1 failed or rejected, 2 usage error.
 
@@ -40,8 +39,9 @@ flags:
 func runFetch(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fetch")
 	addr := fs.String("addr", "", addrUsage)
-	key := fs.String("key", keys.HPKE, "the agent key the document binds, by `NAME`: hpke or rsa")
+	key := fs.String("key", keys.HPKE, "the agent key the document binds: hpke or rsa")
 	out := fs.String("out", "", "write the raw verified document (COSE_Sign1 bytes) to `FILE`")
+	outKey := fs.String("out-key", "", "write the full public key the document binds (binding checked) to `FILE`, for attest seal --doc --public-key")
 	timeout := fs.Duration("timeout", defaultAgentTimeout, timeoutUsage)
 	vf := addVerifyFlags(fs)
 	fs.Lookup("nonce").Usage = "the nonce to send and require: `HEX`, or random (32 fresh random bytes, the default)"
@@ -64,59 +64,74 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	if *timeout <= 0 {
 		return usagef("--timeout must be positive")
 	}
-	if *out != "" {
-		if err := checkOutput("--out", *out); err != nil {
-			return err
+
+	for _, o := range []struct{ flag, path string }{{"--out", *out}, {"--out-key", *outKey}} {
+		if o.path != "" {
+			if err := checkOutput(o.flag, o.path); err != nil {
+				return err
+			}
 		}
 	}
 
-	var nonce []byte
-	switch vf.nonce {
-	case "", "random": // "": not given (parseArgs refuses an empty value)
-		nonce = make([]byte, fetchNonceSize)
-		rand.Read(nonce)
-	default:
-		if nonce, err = hex.DecodeString(vf.nonce); err != nil {
-			return usagef("--nonce: not hex: %v", err)
-		}
-		if len(nonce) == 0 || len(nonce) > vsockrpc.MaxNonceSize {
-			return usagef("--nonce: %d bytes, want 1..%d", len(nonce), vsockrpc.MaxNonceSize)
-		}
+	if vf.nonce == "random" {
+		vf.nonce = "" // relyingparty.Fetch sends fresh random bytes
 	}
-	// The verifier requires exactly the nonce that was sent.
-	vf.nonce = hex.EncodeToString(nonce)
 	opts, err := vf.options()
 	if err != nil {
 		return err
 	}
+	if opts.Nonce != nil && len(opts.Nonce) > vsockrpc.MaxNonceSize {
+		return usagef("--nonce: %d bytes, want 1..%d", len(opts.Nonce), vsockrpc.MaxNonceSize)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	c, err := vsockrpc.Dial(ctx, *addr)
+	k, err := vf.fetchKey(ctx, *addr, *key, opts)
 	if err != nil {
-		return checkError{checkAgent, err}
+		return err
+	}
+	if err := saveFetched(k, *out, *outKey); err != nil {
+		return err
+	}
+	return printFetched(stdout, k.Document(), k.Name(), k.PublicKey(), vf.json)
+}
+
+// fetchKey dials addr, then fetches, verifies and binds the key name
+// (relyingparty.Fetch): what fetch and seal share.
+func (f *verifyFlags) fetchKey(ctx context.Context, addr, name string, opts attestation.Options) (*relyingparty.Key, error) {
+	c, err := vsockrpc.Dial(ctx, addr)
+	if err != nil {
+		return nil, checkError{checkAgent, err}
 	}
 	defer c.Close()
-	res, err := c.Attest(ctx, nonce, *key)
-	if err != nil {
-		return rejectf(checkAgent, "agent: %w", err)
+	k, err := relyingparty.Fetch(ctx, c, name, opts)
+	switch {
+	case errors.Is(err, relyingparty.ErrAgent):
+		return nil, checkError{checkAgent, err}
+	case err != nil:
+		return nil, fmt.Errorf("document rejected: %w", f.hint(nil, opts, err))
 	}
-	doc, err := vf.verify(res.Document, opts)
-	if err != nil {
-		return fmt.Errorf("document rejected: %w", err)
-	}
-	if err := keys.CheckBinding(*key, doc.PublicKey, res.PublicKey); err != nil {
-		return rejectf(checkKeyBinding, "document rejected: key-binding check failed: %w", err)
-	}
-	if *out != "" {
-		if err := writeFileAtomic("--out", *out, func(f *os.File) error {
-			_, err := f.Write(res.Document)
+	return k, nil
+}
+
+// saveFetched writes the raw verified document to docPath and the full public
+// key to keyPath (each when not empty).
+func saveFetched(k *relyingparty.Key, docPath, keyPath string) error {
+	for _, o := range []struct {
+		flag, path string
+		data       []byte
+	}{{"--out", docPath, k.RawDocument()}, {"--out-key", keyPath, k.PublicKey()}} {
+		if o.path == "" {
+			continue
+		}
+		if err := writeFileAtomic(o.flag, o.path, func(f *os.File) error {
+			_, err := f.Write(o.data)
 			return err
 		}); err != nil {
 			return err
 		}
 	}
-	return printFetched(stdout, doc, *key, res.PublicKey, vf.json)
+	return nil
 }
 
 // fetchedKey describes the checked key binding.

@@ -22,6 +22,7 @@ import (
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/relyingparty"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -40,7 +41,7 @@ type testAgent struct {
 
 // startFetchAgent serves the agent's parent API on a unix socket; wrap, if
 // set, may corrupt what the agent returns.
-func startFetchAgent(t *testing.T, wrap func(vsockrpc.ParentService) vsockrpc.ParentService) *testAgent {
+func startFetchAgent(t testing.TB, wrap func(vsockrpc.ParentService) vsockrpc.ParentService) *testAgent {
 	t.Helper()
 	dir := t.TempDir()
 	mockDir := filepath.Join(dir, "mock")
@@ -131,8 +132,8 @@ func TestFetchVerifiesBothKeys(t *testing.T) {
 
 func TestFetchNonceJSONAndOut(t *testing.T) {
 	ta := startFetchAgent(t, nil)
-	outFile := filepath.Join(t.TempDir(), "doc.cbor")
-	out, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--nonce", "00c0ffee", "--json", "--out", outFile, "--key", "rsa")
+	outFile, keyFile := filepath.Join(t.TempDir(), "doc.cbor"), filepath.Join(t.TempDir(), "key.der")
+	out, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--nonce", "00c0ffee", "--json", "--out", outFile, "--out-key", keyFile, "--key", "rsa")
 	var j struct {
 		Document struct {
 			Nonce     hexJSON `json:"nonce"`
@@ -160,6 +161,17 @@ func TestFetchNonceJSONAndOut(t *testing.T) {
 	root, _ := attestation.ParseRootPEM(rootPEM)
 	if _, err := attestation.Verify(raw, attestation.Options{Root: root, AnyPCRs: true, Nonce: []byte{0, 0xc0, 0xff, 0xee}}); err != nil {
 		t.Fatal(err)
+	}
+	// --out-key holds the full key the JSON reports and the document binds.
+	if full, err := os.ReadFile(keyFile); err != nil || !bytes.Equal(full, j.Key.PublicKey) {
+		t.Errorf("--out-key: %v, %d bytes", err, len(full))
+	}
+	// The HPKE key's file holds the full key, not the document's 65-byte binding.
+	fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--out", outFile, "--out-key", keyFile, "--key", "hpke")
+	raw, _ = os.ReadFile(outFile)
+	full, _ := os.ReadFile(keyFile)
+	if _, err := relyingparty.Check(keys.HPKE, raw, full, attestation.Options{Root: root, AnyPCRs: true}); err != nil || len(full) != 1216 {
+		t.Errorf("hpke --out/--out-key do not check together (%d-byte key): %v", len(full), err)
 	}
 	// Random nonces differ between runs.
 	out1, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--nonce", "random")

@@ -124,21 +124,27 @@ func (f *verifyFlags) options() (attestation.Options, error) {
 // says the obvious next step where there is one.
 func (f *verifyFlags) verify(doc []byte, opts attestation.Options) (*attestation.Document, error) {
 	d, err := attestation.Verify(doc, opts)
-	if err == nil {
-		return d, nil
+	if err != nil {
+		return nil, f.hint(doc, opts, err)
 	}
+	return d, nil
+}
+
+// hint adds the obvious next step, where there is one, to err, the rejection
+// of doc under opts (doc may be nil when the caller no longer has it).
+func (f *verifyFlags) hint(doc []byte, opts attestation.Options, err error) error {
 	switch {
 	case errors.Is(err, attestation.ErrDebug):
-		return nil, hinted{err, "--allow-debug accepts it, for development only: the parent instance can read a debug enclave's memory"}
-	case errors.Is(err, attestation.ErrValidity) && !opts.AtDocumentTime && opts.Time.IsZero():
+		return hinted{err, "--allow-debug accepts it, for development only: the parent instance can read a debug enclave's memory"}
+	case doc != nil && errors.Is(err, attestation.ErrValidity) && !opts.AtDocumentTime && opts.Time.IsZero():
 		// A genuine document whose certificates have since expired verifies as of its own time.
 		o := opts
 		o.AtDocumentTime, o.MaxAge = true, 0
 		if _, err2 := attestation.Verify(doc, o); err2 == nil || laterCheck(err2) {
-			return nil, hinted{err, "the document was valid when issued: --at-doc-time verifies it as of its own timestamp, for audits (it proves AWS signed it then, not that it is fresh)"}
+			return hinted{err, "the document was valid when issued: --at-doc-time verifies it as of its own timestamp, for audits (it proves AWS signed it then, not that it is fresh)"}
 		}
 	}
-	return nil, err
+	return err
 }
 
 // laterCheck reports whether err is from a check Verify makes after the

@@ -26,12 +26,12 @@ import (
 
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/entropy"
-	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/mocknsm/fusedev"
 	"github.com/attestd/attestd/mocknsm/fusedev/fusetest"
 	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/platform"
+	"github.com/attestd/attestd/relyingparty"
 	"github.com/attestd/attestd/vsockrpc"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -239,14 +239,11 @@ func (d *daemon) check(t testing.TB, res *vsockrpc.AttestResult, nonce []byte) *
 	t.Helper()
 	opts := *d.root
 	opts.Nonce = nonce
-	doc, err := attestation.Verify(res.Document, opts)
+	k, err := relyingparty.CheckResult(res, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := keys.CheckBinding(res.Key, doc.PublicKey, res.PublicKey); err != nil {
-		t.Fatal(err)
-	}
-	return doc
+	return k.Document()
 }
 
 func TestSoftwareNSMEndToEnd(t *testing.T) {
