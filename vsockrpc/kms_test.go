@@ -3,8 +3,11 @@ package vsockrpc
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -142,5 +145,39 @@ func TestKMSEncodeMatchesFxamacker(t *testing.T) {
 	short := &KMSRecipientResult{Document: []byte("d"), PublicKey: []byte("p"), Handle: h[:4]}
 	if err := new(KMSRecipientResult).decodeResult(short.appendCBOR(nil)); err == nil {
 		t.Fatal("decoded a result with a 4-byte handle")
+	}
+}
+
+// TestKMSDocExamples: the example frames of docs/protocol.md's kms_recipient and kms_open sections
+// are what the client sends and what the server answers.
+func TestKMSDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, _ := strings.Cut(string(doc), "### 5.8 `kms_recipient`")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	frames := docFrames(t, sec)
+	if len(frames) != 3 {
+		t.Fatalf("found %d example frames, want 3", len(frames))
+	}
+	h, _ := hex.DecodeString("5f1c0d8a4e2b9c7730d6a1f2e4b3c5d9")
+	id := uint64(4)
+	for i, want := range []encoder{
+		wireRequest{V: Version, ID: 3, Method: MethodKMSRecipient, Params: noParams{}},
+		wireRequest{V: Version, ID: 4, Method: MethodKMSOpen, Params: kmsOpenParams{Handle: h, Ciphertext: []byte{0x30, 0x80, 0x06, 0x09, 0x2a}}},
+		response{V: Version, ID: &id, Error: ErrOpenFailed},
+	} {
+		if enc := want.appendCBOR(nil); !bytes.Equal(enc, frames[i]) {
+			t.Fatalf("example %d: %x, want %x", i, frames[i], enc)
+		}
+	}
+	// The documented request is answered as documented (the fake issued no such handle).
+	f := newFake()
+	_, addr := startUnix(t, LocalAPI(f), Limits{})
+	_, err = dialT(t, addr).OpenKMS(context.Background(), KMSOpenRequest{Handle: h, Ciphertext: []byte{0x30, 0x80, 0x06, 0x09, 0x2a}})
+	var e *Error
+	if !errors.As(err, &e) || *e != *ErrOpenFailed {
+		t.Fatalf("%v", err)
 	}
 }
