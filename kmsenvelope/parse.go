@@ -2,9 +2,9 @@ package kmsenvelope
 
 // Bounds of the template.
 const (
-	// MaxSize bounds a whole envelope: KMS documents CiphertextForRecipient as 1..6144 bytes; the
-	// rest is headroom for the framing.
-	MaxSize = 8192
+	// MaxSize bounds a whole envelope: AWS documents CiphertextForRecipient as 1..6144 bytes (the
+	// largest real one, for KMS's largest plaintext of 4096 bytes, is 4573).
+	MaxSize = 6144
 	// KeyIDSize is the size of the rid: SHA-256 of the recipient's SubjectPublicKeyInfo DER.
 	KeyIDSize = 32
 	// IVSize is AES-CBC's IV size.
