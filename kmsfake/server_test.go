@@ -403,6 +403,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"KeySpec and NumberOfBytes", "GenerateDataKey", `{"KeyId":"` + testKeyID + `","KeySpec":"AES_256","NumberOfBytes":32}`, contentType, false, 400, "ValidationException"},
 		{"no KeyId", "GenerateDataKey", `{"KeySpec":"AES_256"}`, contentType, false, 400, "ValidationException"},
 		{"unknown key", "GenerateDataKey", `{"KeyId":"nope","KeySpec":"AES_256"}`, contentType, false, 400, "NotFoundException"},
+		{"body over the limit", "GenerateRandom", `{"NumberOfBytes":8,"Pad":"` + strings.Repeat("x", MaxRequestBody) + `"}`, contentType, false, 413, "SerializationException"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, out := f.send(t, tc.op, []byte(tc.body), tc.ct, !tc.unsig)
