@@ -21,23 +21,18 @@ const MaxBuildPlaintext = 4096
 // for 4112 bytes in the real rustcrypto-4 envelope).
 const buildChunk = 1000
 
-// DER encodings of the template's fixed parts, byte for byte as in every real KMS envelope.
+// The template's fixed parts, byte for byte as in every real KMS envelope (the OIDs and tags are the
+// parser's, parse.go and ber.go).
 var (
-	buildOIDEnvelopedData = []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03}
-	buildOIDData          = []byte{0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01}
-	buildVersion2         = []byte{0x02, 0x01, 0x02}
-	// keyEncryptionAlgorithm: rsaesOaep with [0] sha256 (NULL params) and [1] mgf1(sha256, NULL params), no
-	// [2] pSourceFunc (so the label is empty).
-	buildOAEPAlgorithm = []byte{
-		0x30, 0x3c,
-		0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x07,
-		0x30, 0x2f,
-		0xa0, 0x0f, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
-		0xa1, 0x1c, 0x30, 0x1a, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08,
-		0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
-	}
-	// aes-256-cbc's OID; its parameter, the IV as an OCTET STRING, follows.
-	buildOIDAES256CBC = []byte{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a}
+	buildVersion2 = []byte{tagInteger, 0x01, 0x02}
+	buildNull     = []byte{tagNull, 0x00}
+	// sha256 with NULL parameters, as KMS writes it (OpenSSL leaves the NULL out).
+	buildSHA256 = buildTLV(tagSequence, buildTLV(tagOID, oidSHA256), buildNull)
+	// keyEncryptionAlgorithm: rsaesOaep with [0] sha256 and [1] mgf1(sha256), no [2] pSourceFunc (so the
+	// label is empty).
+	buildOAEPAlgorithm = buildTLV(tagSequence, buildTLV(tagOID, oidRSAESOAEP), buildTLV(tagSequence,
+		buildTLV(tagCtx0Cons, buildSHA256),
+		buildTLV(tagCtx1Cons, buildTLV(tagSequence, buildTLV(tagOID, oidMGF1), buildSHA256))))
 )
 
 // BuildOptions are Build's choices. The zero value builds what KMS returns, with fresh randomness.
@@ -74,8 +69,8 @@ func Build(recipientSPKI, plaintext []byte, opts BuildOptions) ([]byte, error) {
 	if random == nil {
 		random = rand.Reader
 	}
-	var cek [32]byte
-	var iv [aes.BlockSize]byte
+	var cek [ContentKeySize]byte
+	var iv [IVSize]byte
 	var seed [sha256.Size]byte
 	for _, b := range [][]byte{cek[:], iv[:], seed[:]} {
 		if _, err := io.ReadFull(random, b); err != nil {
@@ -101,24 +96,25 @@ func Build(recipientSPKI, plaintext []byte, opts BuildOptions) ([]byte, error) {
 	cipher.NewCBCEncrypter(block, iv[:]).CryptBlocks(ciphertext, ciphertext)
 
 	spkiHash := sha256.Sum256(recipientSPKI)
-	ktri := buildLV(0x30, buildVersion2, buildLV(0x80, spkiHash[:]), buildOAEPAlgorithm, buildLV(0x04, encryptedKey))
-	contentAlgorithm := buildLV(0x30, buildOIDAES256CBC, buildLV(0x04, iv[:]))
+	ktri := buildTLV(tagSequence, buildVersion2, buildTLV(tagCtx0, spkiHash[:]), buildOAEPAlgorithm,
+		buildTLV(tagOctetString, encryptedKey))
+	contentAlgorithm := buildTLV(tagSequence, buildTLV(tagOID, oidAES256CBC), buildTLV(tagOctetString, iv[:]))
 
 	var content []byte
 	if opts.Primitive {
-		content = buildLV(0x80, ciphertext)
+		content = buildTLV(tagCtx0, ciphertext)
 	} else {
 		var chunks [][]byte
 		for rest := ciphertext; len(rest) > 0; {
 			n := min(len(rest), buildChunk)
-			chunks = append(chunks, buildLV(0x04, rest[:n]))
+			chunks = append(chunks, buildTLV(tagOctetString, rest[:n]))
 			rest = rest[n:]
 		}
-		content = buildIndefinite(0xa0, chunks...)
+		content = buildIndefinite(tagCtx0Cons, chunks...)
 	}
-	encryptedContentInfo := buildIndefinite(0x30, buildOIDData, contentAlgorithm, content)
-	envelopedData := buildIndefinite(0x30, buildVersion2, buildLV(0x31, ktri), encryptedContentInfo)
-	return buildIndefinite(0x30, buildOIDEnvelopedData, buildIndefinite(0xa0, envelopedData)), nil
+	encryptedContentInfo := buildIndefinite(tagSequence, buildTLV(tagOID, oidData), contentAlgorithm, content)
+	envelopedData := buildIndefinite(tagSequence, buildVersion2, buildTLV(tagSet, ktri), encryptedContentInfo)
+	return buildIndefinite(tagSequence, buildTLV(tagOID, oidEnvelopedData), buildIndefinite(tagCtx0Cons, envelopedData)), nil
 }
 
 // buildOAEP is RSAES-OAEP-ENCRYPT (RFC 8017 §7.1.1) with SHA-256, MGF1-SHA-256, an empty label and the
@@ -169,8 +165,8 @@ func buildMGF1XOR(out, seed []byte) {
 	}
 }
 
-// buildLV encodes tag, a minimal definite length, and the concatenated contents.
-func buildLV(tag byte, contents ...[]byte) []byte {
+// buildTLV encodes tag, a minimal definite length, and the concatenated contents.
+func buildTLV(tag byte, contents ...[]byte) []byte {
 	n := 0
 	for _, c := range contents {
 		n += len(c)

@@ -17,28 +17,28 @@ import (
 	"testing"
 )
 
-// buildTestdata reads kmsenvelope/testdata/build/NAME (see INDEX.md there).
-func buildTestdata(t *testing.T, name string) []byte {
+// spkiOf is the SubjectPublicKeyInfo DER of key: for the two keyed real envelopes, SHA-256 of it is their
+// rid, so these are the bytes KMS hashed.
+func spkiOf(t *testing.T, key *rsa.PrivateKey) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "build", name))
+	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return spki
 }
 
 // TestBuildReproducesRealEnvelopes: given the recipient's SPKI, the plaintext and the content key, IV and OAEP
 // seed recovered from a real KMS envelope with its private key, Build returns that envelope byte for byte.
 func TestBuildReproducesRealEnvelopes(t *testing.T) {
-	for _, name := range []string{"edgebit", "enclaver"} {
+	for name, key := range map[string]*rsa.PrivateKey{"edgebit": edgebitKey(t), "enclaver": enclaverKey(t)} {
 		t.Run(name, func(t *testing.T) {
-			random, err := hex.DecodeString(strings.TrimSpace(string(buildTestdata(t, name+".rand.hex"))))
+			random, err := hex.DecodeString(strings.TrimSpace(string(readTestdata(t, "build/"+name+".rand.hex"))))
 			if err != nil || len(random) != 32+16+32 {
 				t.Fatalf("%s.rand.hex: %d bytes, %v", name, len(random), err)
 			}
-			want := buildTestdata(t, name+".ber")
-			got, err := Build(buildTestdata(t, name+".spki.der"), buildTestdata(t, name+".plain.bin"),
-				BuildOptions{Rand: bytes.NewReader(random)})
+			want := readTestdata(t, name+".ber")
+			got, err := Build(spkiOf(t, key), readTestdata(t, name+".plain.bin"), BuildOptions{Rand: bytes.NewReader(random)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func maskRandom(t *testing.T, env []byte) ([]byte, []int) {
 // envelope built for the same content length, in the same form, is identical once the random fields are
 // masked: the same bytes outside rid, encryptedKey, IV and ciphertext, the same chunking, the same EOCs.
 func TestBuildTemplateMatchesEveryRealEnvelope(t *testing.T) {
-	spki := buildTestdata(t, "edgebit.spki.der") // any RSA-2048 recipient
+	spki := spkiOf(t, edgebitKey(t)) // any RSA-2048 recipient
 	for _, tc := range []struct {
 		file      string
 		primitive bool
@@ -133,7 +133,7 @@ func TestBuildTemplateMatchesEveryRealEnvelope(t *testing.T) {
 		{"sdkc-2-primitive.ber", true, []int{16}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			real := buildTestdata(t, tc.file)
+			real := readTestdata(t, tc.file)
 			realMasked, realChunks := maskRandom(t, real)
 			if fmt.Sprint(realChunks) != fmt.Sprint(tc.chunks) {
 				t.Fatalf("real chunks %v, INDEX.md says %v", realChunks, tc.chunks)
@@ -208,9 +208,35 @@ func TestBuildOpensWithOpenSSL(t *testing.T) {
 	}
 }
 
+// TestBuildOpens: the package's own strict opener takes what Build makes, in both forms, at the sizes
+// around the block and chunk boundaries (and the parser finds the rid of the key).
+func TestBuildOpens(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := spkiOf(t, key)
+	for _, primitive := range []bool{false, true} {
+		for _, n := range []int{0, 1, 15, 16, 17, 32, 999, 1000, 1001, MaxBuildPlaintext} {
+			plaintext := make([]byte, n)
+			if _, err := rand.Read(plaintext); err != nil {
+				t.Fatal(err)
+			}
+			env, err := Build(spki, plaintext, BuildOptions{Primitive: primitive})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Open(key, env)
+			if err != nil || !bytes.Equal(got, plaintext) {
+				t.Fatalf("primitive=%v, %d bytes: Open = %x, %v", primitive, n, got, err)
+			}
+		}
+	}
+}
+
 // TestBuildFreshRandomness: without a Rand, two envelopes of the same plaintext share no random field.
 func TestBuildFreshRandomness(t *testing.T) {
-	spki := buildTestdata(t, "edgebit.spki.der")
+	spki := spkiOf(t, edgebitKey(t))
 	a, err := Build(spki, []byte("same"), BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +259,7 @@ func TestBuildFreshRandomness(t *testing.T) {
 }
 
 func TestBuildRejects(t *testing.T) {
-	rsaSPKI := buildTestdata(t, "edgebit.spki.der")
+	rsaSPKI := spkiOf(t, edgebitKey(t))
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
