@@ -31,13 +31,16 @@ type RSAPool struct {
 var ErrPoolClosed = errors.New("keys: the RSA pool is closed")
 
 // NewRSAPool starts filling a pool of size keys (size >= 1) in the background.
-func NewRSAPool(size int) *RSAPool {
-	return newRSAPool(size, func() (*rsa.PrivateKey, error) {
-		return rsa.GenerateKey(rand.Reader, RSABits) // the reader is ignored since Go 1.26: getrandom
-	})
-}
+func NewRSAPool(size int) *RSAPool { return NewRSAPoolWith(size, nil) }
 
-func newRSAPool(size int, gen func() (*rsa.PrivateKey, error)) *RSAPool {
+// NewRSAPoolWith is NewRSAPool with the key generator gen; nil means fresh RSA-2048 keys. Tests and
+// benchmarks pass one that spends no CPU (a known key); production code has no reason to.
+func NewRSAPoolWith(size int, gen func() (*rsa.PrivateKey, error)) *RSAPool {
+	if gen == nil {
+		gen = func() (*rsa.PrivateKey, error) {
+			return rsa.GenerateKey(rand.Reader, RSABits) // the reader is ignored since Go 1.26: getrandom
+		}
+	}
 	p := &RSAPool{
 		ready: make(chan *RecipientKey, max(size, 1)),
 		stop:  make(chan struct{}),

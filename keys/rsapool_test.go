@@ -83,7 +83,7 @@ func TestRecipientKeySingleUse(t *testing.T) {
 
 func TestRSAPoolWaitAndClose(t *testing.T) {
 	release := make(chan struct{})
-	p := newRSAPool(1, func() (*rsa.PrivateKey, error) {
+	p := NewRSAPoolWith(1, func() (*rsa.PrivateKey, error) {
 		<-release
 		return nil, errors.New("generation failed")
 	})
