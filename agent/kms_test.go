@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
@@ -56,7 +57,10 @@ func wantOpenFailed(t *testing.T, what string, pt []byte, err error) {
 // against the mock root and binds exactly the returned RSA-2048 key; an envelope made for it (in
 // KMS's template) opens once.
 func TestKMSEndToEnd(t *testing.T) {
-	s := startStack(t, func(c *Config) { c.UserData = []byte("configured claims") })
+	s := startStack(t, func(c *Config) {
+		c.UserData = []byte("configured claims")
+		c.KMS = KMSConfig{} // fresh RSA-2048 keys
+	})
 	local := dial(t, s.local)
 	ctx := context.Background()
 	r, err := local.KMSRecipient(ctx)
@@ -277,4 +281,18 @@ func TestKMSConfigRejected(t *testing.T) {
 			t.Errorf("%+v accepted", c)
 		}
 	}
+}
+
+var (
+	rsaKeyOnce sync.Once
+	rsaKey     *rsa.PrivateKey
+	rsaKeyErr  error
+)
+
+// cachedRSAKey is the KMS pool's generator in the package's test agents: one key for all, so that
+// agents whose tests never call kms_recipient spend no CPU on RSA generation. The KMS tests that
+// need fresh, distinct keys set KMS themselves.
+func cachedRSAKey() (*rsa.PrivateKey, error) {
+	rsaKeyOnce.Do(func() { rsaKey, rsaKeyErr = rsa.GenerateKey(rand.Reader, 2048) })
+	return rsaKey, rsaKeyErr
 }
