@@ -14,35 +14,11 @@ import (
 )
 
 // This file holds a small test-only assembler of envelopes, for the negative corpus: each part of
-// the template is a field a test can replace. The KMS-shaped builder the rest of the project uses
-// is build.go; this one stays independent of it, so that the two check each other (the
-// assembler is itself checked by reproducing the real edgebit envelope byte for byte).
+// the template is a field a test can replace, and each is written with build.go's encoders (the
+// assembler is checked by reproducing real envelopes byte for byte).
 
-func tlv(tag byte, content ...[]byte) []byte {
-	var c []byte
-	for _, p := range content {
-		c = append(c, p...)
-	}
-	n := len(c)
-	out := []byte{tag}
-	switch {
-	case n < 0x80:
-		out = append(out, byte(n))
-	case n < 0x100:
-		out = append(out, 0x81, byte(n))
-	default:
-		out = append(out, 0x82, byte(n>>8), byte(n))
-	}
-	return append(out, c...)
-}
-
-func indef(tag byte, content ...[]byte) []byte {
-	out := []byte{tag, 0x80}
-	for _, p := range content {
-		out = append(out, p...)
-	}
-	return append(out, 0, 0)
-}
+// tlv and indef write a definite-length and an indefinite-length element.
+var tlv, indef = buildTLV, buildIndefinite
 
 func cat(parts ...[]byte) []byte {
 	var out []byte
