@@ -423,6 +423,7 @@ func TestUsage(t *testing.T) {
 		{"--user-data", "zz"}, {"--user-data", strings.Repeat("00", 513)}, {"--hpke-kem", "p256"},
 		{"--local", "tcp://127.0.0.1:1"}, {"--local", "vsock://:5"}, {"--listen", "http://x"}, {"--log-format", "xml"},
 		{"--reseed-interval", "0s"}, {"--max-conns", "0"}, {"--user-data", "00", "--user-data-file", "/dev/null"},
+		{"--kms-handle-ttl", "0s"},
 	} {
 		out, err := exec.Command(attestdBin, args...).CombinedOutput()
 		var ee *exec.ExitError
