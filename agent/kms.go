@@ -158,10 +158,13 @@ func (a *Agent) NewKMSRecipient(ctx context.Context) (*vsockrpc.KMSRecipientResu
 	if err := k.reserve(); err != nil {
 		return nil, err
 	}
+	reserved := true // until the handle takes the slot over
 	defer func() {
-		k.mu.Lock()
-		k.pending--
-		k.mu.Unlock()
+		if reserved {
+			k.mu.Lock()
+			k.pending--
+			k.mu.Unlock()
+		}
 	}()
 	key, err := k.pool.Get(ctx)
 	switch {
@@ -189,6 +192,8 @@ func (a *Agent) NewKMSRecipient(ctx context.Context) (*vsockrpc.KMSRecipientResu
 
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	k.pending--
+	reserved = false
 	if k.closed {
 		key.Destroy()
 		return nil, vsockrpc.Errorf(vsockrpc.CodeShuttingDown, "the agent is closing")
