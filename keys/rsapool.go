@@ -6,6 +6,8 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/attestd/attestd/kmsenvelope"
@@ -144,5 +146,12 @@ func (k *RecipientKey) Destroy() {
 	k.mu.Unlock()
 }
 
-// String describes the key with public information only.
+// String describes the key with public information only; Format and LogValue make fmt and
+// log/slog use it too, whatever the verb, so the private key never reaches a log.
 func (k *RecipientKey) String() string { return "RSA-2048 KMS recipient key" }
+
+// Format implements fmt.Formatter with String.
+func (k *RecipientKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+
+// LogValue implements slog.LogValuer with String.
+func (k *RecipientKey) LogValue() slog.Value { return slog.StringValue(k.String()) }

@@ -6,6 +6,9 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/attestd/attestd/kmsenvelope"
@@ -33,8 +36,12 @@ func TestRSAPoolKeys(t *testing.T) {
 			}
 		}
 		spkis = append(spkis, k.PublicKey())
-		if s := k.String(); bytes.Contains([]byte(s), k.PublicKey()) || s == "" {
-			t.Fatalf("String() = %q", s)
+		var logged bytes.Buffer
+		slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "key", k)
+		for _, s := range []string{fmt.Sprintf("%v %+v %#v %s %x", k, k, k, k, k), logged.String()} {
+			if strings.Contains(s, "D:") || strings.Contains(s, "Primes") || len(s) > 300 || !strings.Contains(s, "RSA-2048 KMS recipient key") {
+				t.Fatalf("the key formats as %q", s)
+			}
 		}
 	}
 }
