@@ -9,23 +9,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/attestd/attestd/vsockrpc"
+	"github.com/attestd/attestd/kmsrecipient"
 )
-
-// Attestd is what the application needs from attestd's local API: a fresh Recipient (a document binding a
-// one-time RSA key, and the handle of that key) and the opening of KMS's answer with it.
-// *vsockrpc.Client satisfies it.
-type Attestd interface {
-	KMSRecipient(ctx context.Context) (*vsockrpc.KMSRecipientResult, error)
-	OpenKMS(ctx context.Context, req vsockrpc.KMSOpenRequest) ([]byte, error)
-}
 
 // Enclave is an application's KMS client inside the enclave: every call carries a fresh Recipient from
 // attestd, KMS's answer must be a CiphertextForRecipient and nothing else, and attestd opens it. The
 // application never holds a private key, and a plaintext never crosses the parent instance.
 type Enclave struct {
-	KMS     *kms.Client
-	Attestd Attestd
+	KMS *kms.Client
+	// Recipients is attestd's local API, through the in-enclave package kmsrecipient.
+	Recipients *kmsrecipient.Client
 }
 
 // ErrDowngrade is returned when KMS (or whatever answered in its place) sent a plaintext field, or no
@@ -33,24 +26,25 @@ type Enclave struct {
 // stand-in such as LocalStack or moto. The answer is refused, whatever it contains.
 var ErrDowngrade = errors.New("kms answer to a Recipient request is not a CiphertextForRecipient alone")
 
-// recipient asks attestd for a fresh Recipient.
-func (e *Enclave) recipient(ctx context.Context) (*types.RecipientInfo, []byte, error) {
-	r, err := e.Attestd.KMSRecipient(ctx)
+// recipient asks attestd for a fresh Recipient: a document binding a one-time RSA-2048 key, for one request.
+func (e *Enclave) recipient(ctx context.Context) (*types.RecipientInfo, *kmsrecipient.Recipient, error) {
+	r, err := e.Recipients.Recipient(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("attestd kms_recipient: %w", err)
 	}
 	return &types.RecipientInfo{
-		AttestationDocument:    r.Document,
-		KeyEncryptionAlgorithm: types.KeyEncryptionMechanism(vsockrpc.KMSKeyEncryptionAlgorithm),
-	}, r.Handle, nil
+		AttestationDocument:    r.AttestationDocument,
+		KeyEncryptionAlgorithm: types.KeyEncryptionMechanism(r.KeyEncryptionAlgorithm),
+	}, r, nil
 }
 
-// open checks that the answer is a CiphertextForRecipient alone and has attestd open it with the handle.
-func (e *Enclave) open(ctx context.Context, handle, plaintext, cfr []byte) ([]byte, error) {
+// open checks that the answer is a CiphertextForRecipient alone and has attestd open it with the
+// Recipient's key (which that uses up).
+func open(ctx context.Context, r *kmsrecipient.Recipient, plaintext, cfr []byte) ([]byte, error) {
 	if len(plaintext) != 0 || len(cfr) == 0 {
 		return nil, ErrDowngrade
 	}
-	pt, err := e.Attestd.OpenKMS(ctx, vsockrpc.KMSOpenRequest{Handle: handle, Ciphertext: cfr})
+	pt, err := r.Open(ctx, cfr)
 	if err != nil {
 		return nil, fmt.Errorf("attestd kms_open: %w", err)
 	}
@@ -79,7 +73,7 @@ func checkKeyID(requested string, got *string) error {
 // GenerateDataKey returns a fresh 256-bit data key, which only this enclave image can see, and its
 // CiphertextBlob to store outside.
 func (e *Enclave) GenerateDataKey(ctx context.Context, keyID string, encryptionContext map[string]string) (dataKey, blob []byte, err error) {
-	rcpt, handle, err := e.recipient(ctx)
+	rcpt, r, err := e.recipient(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,7 +89,7 @@ func (e *Enclave) GenerateDataKey(ctx context.Context, keyID string, encryptionC
 	if err := checkKeyID(keyID, out.KeyId); err != nil {
 		return nil, nil, err
 	}
-	if dataKey, err = e.open(ctx, handle, out.Plaintext, out.CiphertextForRecipient); err != nil {
+	if dataKey, err = open(ctx, r, out.Plaintext, out.CiphertextForRecipient); err != nil {
 		return nil, nil, err
 	}
 	return dataKey, out.CiphertextBlob, nil
@@ -104,7 +98,7 @@ func (e *Enclave) GenerateDataKey(ctx context.Context, keyID string, encryptionC
 // Decrypt has KMS decrypt blob under keyID (always name the key: KMS then refuses a blob made under
 // another) and returns the plaintext, opened in the enclave.
 func (e *Enclave) Decrypt(ctx context.Context, keyID string, blob []byte, encryptionContext map[string]string) ([]byte, error) {
-	rcpt, handle, err := e.recipient(ctx)
+	rcpt, r, err := e.recipient(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -120,12 +114,12 @@ func (e *Enclave) Decrypt(ctx context.Context, keyID string, blob []byte, encryp
 	if err := checkKeyID(keyID, out.KeyId); err != nil {
 		return nil, err
 	}
-	return e.open(ctx, handle, out.Plaintext, out.CiphertextForRecipient)
+	return open(ctx, r, out.Plaintext, out.CiphertextForRecipient)
 }
 
 // GenerateRandom returns n (1..1024) random bytes from KMS, seen only in the enclave.
 func (e *Enclave) GenerateRandom(ctx context.Context, n int32) ([]byte, error) {
-	rcpt, handle, err := e.recipient(ctx)
+	rcpt, r, err := e.recipient(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -133,5 +127,5 @@ func (e *Enclave) GenerateRandom(ctx context.Context, n int32) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.open(ctx, handle, out.Plaintext, out.CiphertextForRecipient)
+	return open(ctx, r, out.Plaintext, out.CiphertextForRecipient)
 }

@@ -18,12 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/entropy"
 	"github.com/attestd/attestd/kmsfake"
+	"github.com/attestd/attestd/kmsrecipient"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/vsockrpc"
@@ -140,7 +142,7 @@ func kmsServer(t *testing.T, root *x509.Certificate, image string) (*kmsfake.Ser
 // attestd's local API.
 func enclave(t *testing.T, a *attestd, endpoint, secret string) *Enclave {
 	t.Helper()
-	c, err := vsockrpc.Dial(context.Background(), a.local)
+	c, err := kmsrecipient.Dial(context.Background(), a.local)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +153,7 @@ func enclave(t *testing.T, a *attestd, endpoint, secret string) *Enclave {
 			Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secret, ""),
 			BaseEndpoint: aws.String(endpoint),
 		}),
-		Attestd: c,
+		Recipients: c,
 	}
 }
 
@@ -198,6 +200,27 @@ func TestRecipientFlow(t *testing.T) {
 	last := issued[len(issued)-1]
 	if last.Operation != "GenerateRandom" || !last.Recipient || len(random) != 1024 || !bytes.Equal(random, last.Plaintext) {
 		t.Fatalf("GenerateRandom opened %d bytes; the server issued %+v", len(random), last)
+	}
+
+	// An envelope captured on the way opens once: not again with its used key, nor with the agent's own.
+	r, err := e.Recipients.Recipient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.KMS.GenerateRandom(ctx, &kms.GenerateRandomInput{NumberOfBytes: aws.Int32(32),
+		Recipient: &types.RecipientInfo{AttestationDocument: r.AttestationDocument,
+			KeyEncryptionAlgorithm: types.KeyEncryptionMechanism(r.KeyEncryptionAlgorithm)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Open(ctx, out.CiphertextForRecipient); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Open(ctx, out.CiphertextForRecipient); !errors.Is(err, kmsrecipient.ErrUsed) {
+		t.Fatalf("second Open: %v, want ErrUsed", err)
+	}
+	if _, err := e.Recipients.OpenWithAgentKey(ctx, out.CiphertextForRecipient); !errors.Is(err, kmsrecipient.ErrOpenFailed) {
+		t.Fatalf("Open with the agent's key: %v, want ErrOpenFailed", err)
 	}
 
 	// The same server refuses the same key to a caller without a Recipient, through the same SDK.

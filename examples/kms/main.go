@@ -32,7 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/mdlayher/vsock"
 
-	"github.com/attestd/attestd/vsockrpc"
+	"github.com/attestd/attestd/kmsrecipient"
 )
 
 func main() {
@@ -94,12 +94,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	client, err := vsockrpc.Dial(ctx, o.attestd)
+	recipients, err := kmsrecipient.Dial(ctx, o.attestd)
 	if err != nil {
 		fmt.Fprintln(stderr, "kms-example: attestd:", err)
 		return 1
 	}
-	defer client.Close()
+	defer recipients.Close()
 	kmsOpts := kms.Options{
 		Region:      o.region,
 		Credentials: credentials.NewStaticCredentialsProvider(ak, sk, getenv("AWS_SESSION_TOKEN")),
@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.endpoint != "" {
 		kmsOpts.BaseEndpoint = aws.String(o.endpoint)
 	}
-	e := &Enclave{KMS: kms.New(kmsOpts), Attestd: client}
+	e := &Enclave{KMS: kms.New(kmsOpts), Recipients: recipients}
 	if err := demo(ctx, e, o.keyID, stdout); err != nil {
 		fmt.Fprintln(stderr, "kms-example:", err)
 		return 1
