@@ -87,6 +87,8 @@ type Config struct {
 	// UserData is the initial user_data (at most MaxUserData bytes), until an
 	// in-enclave application sets another through the local API.
 	UserData []byte
+	// KMS configures kms_recipient and kms_open (kms.go).
+	KMS KMSConfig
 
 	// Version is the agent version reported by describe.
 	Version string
@@ -125,6 +127,7 @@ type Agent struct {
 	pcrs     map[uint16][]byte // locked PCRs: immutable once locked
 
 	attests attestLog // the NSM's answers to attestation requests, for health
+	kms     kmsState  // kms_recipient's key pool and handles (kms.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -187,6 +190,9 @@ func New(ctx context.Context, cfg Config) (a *Agent, err error) {
 			Name: k.Name(), Algorithm: k.Algorithm(), PublicKey: k.PublicKey(), Binding: k.Binding(),
 		})
 		a.log.Info("key generated", "key", k)
+	}
+	if err := a.kms.start(cfg.KMS); err != nil { // after entropy: the pool generates keys
+		return nil, err
 	}
 	return a, nil
 }
@@ -251,7 +257,10 @@ func (a *Agent) Run(ctx context.Context) { a.seeder.Run(ctx) }
 
 // Close closes the NSM session. Call it after the servers have drained.
 func (a *Agent) Close() error {
-	a.closeOnce.Do(func() { a.closeErr = a.nsm.Close() })
+	a.closeOnce.Do(func() {
+		a.kms.stop()
+		a.closeErr = a.nsm.Close()
+	})
 	return a.closeErr
 }
 

@@ -213,6 +213,7 @@ func newTestAgent(t *testing.T, mod func(*Config)) (*Agent, *fakeNSM, *testlog.B
 		NSM:          f,
 		Entropy:      entropy.Config{Sink: &recordingSink{}, SysfsRoot: fakeSysfs(t, entropy.NSMHWRNG)},
 		GenerateKeys: cachedKeys,
+		KMS:          KMSConfig{GenerateKey: cachedRSAKey}, // tests that need fresh keys set KMS
 		Version:      "test",
 		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}

@@ -53,6 +53,7 @@ func startStack(t testing.TB, mod func(*Config)) *stack {
 		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: t.TempDir(), SkipHWRNGCheck: true,
 			Ready: func() error { return nil }},
 		GenerateKeys: cachedKeys,
+		KMS:          KMSConfig{GenerateKey: cachedRSAKey}, // tests that need fresh keys set KMS
 		Version:      "test",
 		Mock:         true,
 		Logger:       slog.New(slog.DiscardHandler),

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine that has Go:
-# gcc (the race detector needs cgo), shellcheck, Debian's python3 with cbor2,
-# cryptography and pycryptodome (examples/secretstore; seal's interop tests), and
-# a pinned staticcheck.
+# gcc (the race detector needs cgo), shellcheck, openssl (an independent CMS implementation the KMS
+# envelope tests check against), Debian's python3 with cbor2, cryptography and pycryptodome
+# (examples/secretstore; seal's interop tests), and a pinned staticcheck.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" ]]; then
   echo "usage: STATICCHECK_VERSION=vX TOOLS=DIR $0"
-  echo "Installs gcc, shellcheck and python3 with cbor2, cryptography and pycryptodome with apt-get when"
-  echo "missing, and staticcheck into DIR."
+  echo "Installs gcc, shellcheck, openssl and python3 with cbor2, cryptography and pycryptodome with"
+  echo "apt-get when missing, and staticcheck into DIR."
   exit 0
 fi
 
@@ -23,6 +23,7 @@ command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 for pkg in python3 python3-cbor2 python3-cryptography python3-pycryptodome; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"

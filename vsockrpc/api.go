@@ -145,6 +145,7 @@ func LocalAPI(svc LocalService) *API {
 		},
 	}
 	a.addOpen(svc)
+	a.addKMS(svc)
 	return a
 }
 

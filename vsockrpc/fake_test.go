@@ -20,6 +20,8 @@ type fakeService struct {
 	pcrs     map[uint16][]byte
 	locked   map[uint16]bool
 	calls    []string
+	// kmsHandles maps the handles kms_recipient gave out to whether they are still unused.
+	kmsHandles map[string]bool
 
 	// hooks for tests
 	attestHook func(ctx context.Context, req LocalAttestRequest) (*AttestResult, error)

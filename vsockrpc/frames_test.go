@@ -349,6 +349,36 @@ func TestReadWriteFrame(t *testing.T) {
 	}
 }
 
+// docFrames returns the bodies of the example frames in the code blocks of a docs/protocol.md
+// section: hex lines (a trailing comment after two spaces allowed), one frame per block, or
+// several when the block separates them with a blank line.
+func docFrames(t *testing.T, sec string) [][]byte {
+	t.Helper()
+	hexLine := regexp.MustCompile(`^([0-9a-f]{2,}(?: [0-9a-f]{2,})*)(?:\s{2,}.*)?$`)
+	blocks := strings.Split(sec, "```")
+	var out [][]byte
+	for i := 1; i < len(blocks); i += 2 { // odd pieces are inside code fences
+		for _, part := range strings.Split(blocks[i], "\n\n") {
+			var h strings.Builder
+			for _, line := range strings.Split(part, "\n") {
+				if m := hexLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+					h.WriteString(strings.ReplaceAll(m[1], " ", ""))
+				}
+			}
+			if h.Len() == 0 {
+				continue
+			}
+			frame := hexb(t, h.String())
+			body, err := ReadFrame(bytes.NewReader(frame), DefaultMaxResponseSize)
+			if err != nil || len(body) != len(frame)-4 {
+				t.Fatalf("example %d: %v (%d bytes after the frame)", len(out), err, len(frame)-4-len(body))
+			}
+			out = append(out, body)
+		}
+	}
+	return out
+}
+
 // TestProtocolDocExamples decodes every example frame of docs/protocol.md section 9: requests
 // must be accepted and re-encode to the same bytes, responses must be well-formed.
 func TestProtocolDocExamples(t *testing.T) {
@@ -358,21 +388,8 @@ func TestProtocolDocExamples(t *testing.T) {
 	}
 	_, sec, _ := strings.Cut(string(doc), "## 9. Examples")
 	sec, _, _ = strings.Cut(sec, "\n## ")
-	hexLine := regexp.MustCompile(`^([0-9a-f]{2,}(?: [0-9a-f]{2,})*)(?:\s{2,}.*)?$`)
-	blocks := strings.Split(sec, "```")
 	n := 0
-	for i := 1; i < len(blocks); i += 2 { // odd pieces are inside code fences
-		var h strings.Builder
-		for _, line := range strings.Split(blocks[i], "\n") {
-			if m := hexLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
-				h.WriteString(strings.ReplaceAll(m[1], " ", ""))
-			}
-		}
-		frame := hexb(t, h.String())
-		body, err := ReadFrame(bytes.NewReader(frame), DefaultMaxResponseSize)
-		if err != nil || len(body) != len(frame)-4 {
-			t.Fatalf("example %d: %v (%d bytes after the frame)", n, err, len(frame)-4-len(body))
-		}
+	for _, body := range docFrames(t, sec) {
 		n++
 		if req, _, e := decodeRequest(body); e == nil {
 			p, e := ParentAPI(newFake()).methods[req.method].decode(req.params)

@@ -109,6 +109,10 @@ func checkBounds(t *testing.T, api *API, p any) {
 		if p.Index < MinUserPCR || p.Index > MaxUserPCR {
 			t.Fatalf("lock index out of bounds: %d", p.Index)
 		}
+	case kmsOpenParams:
+		if err := p.check(); err != nil {
+			t.Fatalf("kms_open params out of bounds: %v", err)
+		}
 	case noParams:
 	default:
 		t.Fatalf("unexpected params type %T", p)
@@ -164,6 +168,8 @@ var resultTypes = []func() resultDecoder{
 	func() resultDecoder { return &randomResult{} },
 	func() resultDecoder { return &extendResult{} },
 	func() resultDecoder { return &emptyResult{} },
+	func() resultDecoder { return &KMSRecipientResult{} },
+	func() resultDecoder { return &kmsOpenResult{} },
 }
 
 // TestFuzzSeedsServed checks the valid seeds of the request corpus really are served: the

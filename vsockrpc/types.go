@@ -43,7 +43,8 @@ type LocalService interface {
 	ExtendPCR(ctx context.Context, index uint16, data []byte) ([]byte, error)
 	// LockPCR locks PCR index (MinUserPCR..MaxUserPCR).
 	LockPCR(ctx context.Context, index uint16) error
-	Opener // open (open.go)
+	Opener       // open (open.go)
+	KMSRecipient // kms_recipient, kms_open (kms.go)
 }
 
 // AttestRequest is the parent's attest request, already checked against the protocol bounds.

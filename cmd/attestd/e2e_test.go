@@ -464,6 +464,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"--nsm", "mock:" + sd + "/nomock"}, "--nsm mock:" + sd + "/nomock: " + sd + "/nomock does not exist (create it with nsm-mock init"},
 		{[]string{"--socket-group", "no-such-group-attestd"}, `--socket-group "no-such-group-attestd": no such group`},
 		{[]string{"--nsm", ""}, "--nsm: the value is empty"}, {[]string{"--nsm", "mock:"}, "needs a directory"},
+		{[]string{"--kms-handle-ttl", "0s"}, "--kms-handle-ttl"},
 	} {
 		cmd := exec.Command(attestdBin, c.args...)
 		var stdout, stderr bytes.Buffer

@@ -89,6 +89,7 @@ type options struct {
 	// mode 0660 and owned by group socketGID.
 	socketGroup string
 	socketGID   int
+	kmsTTL      time.Duration
 }
 
 var errHelp = errors.New("help requested")
@@ -130,6 +131,7 @@ func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	fs.DurationVar(&o.reseed, "reseed-interval", entropy.DefaultReseedInterval, "how often to reseed the kernel pool from the NSM")
 	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	fs.DurationVar(&o.kmsTTL, "kms-handle-ttl", agent.DefaultKMSHandleTTL, "how long an unused kms_recipient handle (and its one-time key) lives")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -182,6 +184,9 @@ func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	}
 	if o.hpkeKEM != keys.KEMMLKEM768X25519 && o.hpkeKEM != keys.KEMX25519 {
 		return nil, false, usageError{fmt.Errorf("--hpke-kem %q: want %s or %s", o.hpkeKEM, keys.KEMMLKEM768X25519, keys.KEMX25519)}
+	}
+	if o.kmsTTL <= 0 {
+		return nil, false, usageError{fmt.Errorf("--kms-handle-ttl %v: must be positive", o.kmsTTL)}
 	}
 	if o.reseed < time.Second {
 		return nil, false, usageError{fmt.Errorf("--reseed-interval %v: at least 1s", o.reseed)}
@@ -435,6 +440,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 		NonceMax:       o.nonceMax,
 		AllowNoNonce:   o.allowNoNonce,
 		UserData:       o.userData,
+		KMS:            agent.KMSConfig{HandleTTL: o.kmsTTL},
 		Version:        version,
 		Mock:           mock,
 		Logger:         log,

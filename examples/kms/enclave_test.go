@@ -1,0 +1,337 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/attestd/attestd/agent"
+	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/kmsfake"
+	"github.com/attestd/attestd/kmsrecipient"
+	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/vsockrpc"
+)
+
+const (
+	region    = "us-east-1"
+	account   = "111122223333"
+	principal = "arn:aws:iam::111122223333:role/enclave"
+	keyID     = "1234abcd-12ab-34cd-56ef-1234567890ab"
+	accessKey = "AKIAEXAMPLEENCLAVE01"
+	secretKey = "example-secret-known-to-the-test-server"
+)
+
+// attestd is the unmodified agent on the software NSM, serving its local API on a unix socket, as in an
+// enclave (where the NSM is real and the socket is the application's).
+type attestd struct {
+	local string            // unix://... address of the local API
+	root  *x509.Certificate // the mock NSM's root: KMS-shaped server's trust anchor
+	pcr0  string            // lower-case hex: kms:RecipientAttestation:ImageSha384 of this "image"
+}
+
+func startAttestd(t *testing.T) *attestd {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mock")
+	if err := mocknsm.Init(dir, mocknsm.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mocknsm.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcr0, err := sess.DescribePCR(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(context.Background(), agent.Config{
+		NSM: sess,
+		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: t.TempDir(), SkipHWRNGCheck: true,
+			Ready: func() error { return nil }},
+		Version: "example-test",
+		Mock:    true,
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := attestation.ParseRootPEM(m.RootPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unix socket paths are limited to 108 bytes: t.TempDir() can be longer.
+	sockDir, err := os.MkdirTemp("", "kmsex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := "unix://" + filepath.Join(sockDir, "local.sock")
+	srv := &vsockrpc.Server{API: vsockrpc.LocalAPI(a), Logger: slog.New(slog.DiscardHandler)}
+	l, err := vsockrpc.Listen(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		a.Close()
+		os.RemoveAll(sockDir)
+	})
+	return &attestd{local: local, root: root, pcr0: hex.EncodeToString(pcr0.Value)}
+}
+
+// policy allows actions to the enclave's role only when the Recipient's image is imageSha384, the way a
+// production key policy pins an enclave image (docs/kms.md).
+func policy(imageSha384 string, actions ...string) string {
+	b, _ := json.Marshal(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Sid":       "enclave image only",
+			"Effect":    "Allow",
+			"Principal": map[string]any{"AWS": principal},
+			"Action":    actions,
+			"Resource":  "*",
+			"Condition": map[string]any{"StringEqualsIgnoreCase": map[string]any{
+				"kms:RecipientAttestation:ImageSha384": imageSha384}},
+		}},
+	})
+	return string(b)
+}
+
+// kmsServer is the KMS-shaped server on 127.0.0.1 with one key, both policies pinned to image.
+func kmsServer(t *testing.T, root *x509.Certificate, image string) (*kmsfake.Server, string) {
+	t.Helper()
+	srv, err := kmsfake.New(kmsfake.Config{
+		Region: region, Account: account, Principal: principal, Root: root,
+		Credentials:  kmsfake.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey},
+		Keys:         []kmsfake.Key{{ID: keyID, Alias: "alias/example", Policy: policy(image, "kms:Decrypt", "kms:GenerateDataKey")}},
+		RandomPolicy: policy(image, "kms:GenerateRandom"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return srv, ts.URL
+}
+
+// enclave is the application's client: the real SDK pointed at endpoint with static credentials, and
+// attestd's local API.
+func enclave(t *testing.T, a *attestd, endpoint, secret string) *Enclave {
+	t.Helper()
+	c, err := kmsrecipient.Dial(context.Background(), a.local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &Enclave{
+		KMS: kms.New(kms.Options{
+			Region:       region,
+			Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secret, ""),
+			BaseEndpoint: aws.String(endpoint),
+		}),
+		Recipients: c,
+	}
+}
+
+func wantAPIError(t *testing.T, err error, code string) {
+	t.Helper()
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != code {
+		t.Fatalf("error %v, want the KMS error %s", err, code)
+	}
+}
+
+// TestRecipientFlow: with a policy pinned to this image, the SDK's GenerateDataKey, Decrypt and
+// GenerateRandom with Recipient all work, and what attestd opens is exactly what the server generated.
+func TestRecipientFlow(t *testing.T) {
+	a := startAttestd(t)
+	srv, endpoint := kmsServer(t, a.root, a.pcr0)
+	e := enclave(t, a, endpoint, secretKey)
+	ctx := context.Background()
+	arn := srv.KeyARN(keyID)
+	ec := map[string]string{"app": "test"}
+
+	dataKey, blob, err := e.GenerateDataKey(ctx, arn, ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := srv.Issued()
+	if len(issued) != 1 || issued[0].Operation != "GenerateDataKey" || !issued[0].Recipient ||
+		len(dataKey) != 32 || !bytes.Equal(dataKey, issued[0].Plaintext) {
+		t.Fatalf("opened data key %x; the server issued %+v", dataKey, issued)
+	}
+
+	for _, id := range []string{arn, keyID, "alias/example"} {
+		again, err := e.Decrypt(ctx, id, blob, ec)
+		if err != nil || !bytes.Equal(again, dataKey) {
+			t.Fatalf("Decrypt with KeyId %s: %x, %v; want %x", id, again, err, dataKey)
+		}
+	}
+
+	random, err := e.GenerateRandom(ctx, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued = srv.Issued()
+	last := issued[len(issued)-1]
+	if last.Operation != "GenerateRandom" || !last.Recipient || len(random) != 1024 || !bytes.Equal(random, last.Plaintext) {
+		t.Fatalf("GenerateRandom opened %d bytes; the server issued %+v", len(random), last)
+	}
+
+	// An envelope captured on the way opens once: not again with its used key, nor with the agent's own.
+	r, err := e.Recipients.Recipient(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.KMS.GenerateRandom(ctx, &kms.GenerateRandomInput{NumberOfBytes: aws.Int32(32),
+		Recipient: &types.RecipientInfo{AttestationDocument: r.AttestationDocument,
+			KeyEncryptionAlgorithm: types.KeyEncryptionMechanism(r.KeyEncryptionAlgorithm)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Open(ctx, out.CiphertextForRecipient); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Open(ctx, out.CiphertextForRecipient); !errors.Is(err, kmsrecipient.ErrUsed) {
+		t.Fatalf("second Open: %v, want ErrUsed", err)
+	}
+	if _, err := e.Recipients.OpenWithAgentKey(ctx, out.CiphertextForRecipient); !errors.Is(err, kmsrecipient.ErrOpenFailed) {
+		t.Fatalf("Open with the agent's key: %v, want ErrOpenFailed", err)
+	}
+
+	// The same server refuses the same key to a caller without a Recipient, through the same SDK.
+	_, err = e.KMS.Decrypt(ctx, &kms.DecryptInput{KeyId: &arn, CiphertextBlob: blob, EncryptionContext: ec})
+	wantAPIError(t, err, "AccessDeniedException")
+}
+
+// TestWrongImageDenied: a key policy pinned to another image gets AccessDeniedException for every
+// operation, and the server issues nothing.
+func TestWrongImageDenied(t *testing.T) {
+	a := startAttestd(t)
+	srv, endpoint := kmsServer(t, a.root, strings.Repeat("0f", 48))
+	e := enclave(t, a, endpoint, secretKey)
+	ctx := context.Background()
+	_, _, err := e.GenerateDataKey(ctx, srv.KeyARN(keyID), nil)
+	wantAPIError(t, err, "AccessDeniedException")
+	_, err = e.GenerateRandom(ctx, 32)
+	wantAPIError(t, err, "AccessDeniedException")
+	if n := len(srv.Issued()); n != 0 {
+		t.Fatalf("the server issued %d plaintexts", n)
+	}
+}
+
+// TestWrongSecretRejected: the server verifies the SDK's SigV4 signature, so a wrong secret fails.
+func TestWrongSecretRejected(t *testing.T) {
+	a := startAttestd(t)
+	srv, endpoint := kmsServer(t, a.root, a.pcr0)
+	_, err := enclave(t, a, endpoint, "not-the-secret").GenerateRandom(context.Background(), 32)
+	wantAPIError(t, err, "InvalidSignatureException")
+	if n := len(srv.Issued()); n != 0 {
+		t.Fatalf("the server issued %d plaintexts", n)
+	}
+}
+
+// TestDowngradeRefused: an endpoint that answers a Recipient request with a plaintext (beside the envelope,
+// or instead of it, as LocalStack and moto do) is refused, whatever it sent.
+func TestDowngradeRefused(t *testing.T) {
+	a := startAttestd(t)
+	srv, endpoint := kmsServer(t, a.root, a.pcr0)
+	e := enclave(t, a, endpoint, secretKey)
+	for _, f := range []kmsfake.Faults{{PlaintextWithRecipient: true}, {IgnoreRecipient: true}} {
+		srv.SetFaults(f)
+		if _, err := e.GenerateRandom(context.Background(), 32); !errors.Is(err, ErrDowngrade) {
+			t.Errorf("%+v: GenerateRandom error %v, want ErrDowngrade", f, err)
+		}
+		if _, _, err := e.GenerateDataKey(context.Background(), srv.KeyARN(keyID), nil); !errors.Is(err, ErrDowngrade) {
+			t.Errorf("%+v: GenerateDataKey error %v, want ErrDowngrade", f, err)
+		}
+	}
+}
+
+// TestKeyIDChecked: an answer for another key than the ARN asked for is refused.
+func TestKeyIDChecked(t *testing.T) {
+	arn := "arn:aws:kms:us-east-1:111122223333:key/" + keyID
+	for _, tc := range []struct {
+		requested, got string
+		ok             bool
+	}{
+		{arn, arn, true},
+		{arn, strings.Replace(arn, "1234abcd", "9999abcd", 1), false},
+		{keyID, arn, true},
+		{keyID, "arn:aws:kms:us-east-1:111122223333:key/other", false},
+		{"alias/example", arn, true},
+	} {
+		if err := checkKeyID(tc.requested, &tc.got); (err == nil) != tc.ok {
+			t.Errorf("checkKeyID(%s, %s) = %v", tc.requested, tc.got, err)
+		}
+	}
+	if checkKeyID(arn, nil) == nil {
+		t.Error("no KeyId accepted")
+	}
+}
+
+// TestCommand runs the program as an operator would, against the KMS-shaped server.
+func TestCommand(t *testing.T) {
+	a := startAttestd(t)
+	srv, endpoint := kmsServer(t, a.root, a.pcr0)
+	env := map[string]string{"AWS_ACCESS_KEY_ID": accessKey, "AWS_SECRET_ACCESS_KEY": secretKey}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--attestd", a.local, "--region", region, "--key-id", srv.KeyARN(keyID),
+		"--endpoint", endpoint}, func(k string) string { return env[k] }, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	issued := srv.Issued()
+	if len(issued) != 3 {
+		t.Fatalf("issued %+v", issued)
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"GenerateDataKey: 32-byte data key, sha256 " + fingerprint(issued[0].Plaintext),
+		"Decrypt: the same data key, sha256 " + fingerprint(issued[0].Plaintext),
+		"GenerateRandom: 32 bytes, sha256 " + fingerprint(issued[2].Plaintext),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	for _, args := range [][]string{{}, {"--region", region}, {"--region", region, "--key-id", keyID, "extra"},
+		{"--region", region, "--key-id", keyID, "--endpoint", endpoint, "--vsock-proxy", "3:8000"},
+		{"--region", region, "--key-id", keyID, "--vsock-proxy", "3"}} {
+		if code := run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+	if code := run(context.Background(), []string{"--region", region, "--key-id", keyID}, func(string) string { return "" }, &stdout, &stderr); code != 2 {
+		t.Errorf("no credentials: exit %d, want 2", code)
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "usage: kms-example") {
+		t.Errorf("--help: exit %d, stdout %q", code, stdout.String())
+	}
+}
