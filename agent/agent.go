@@ -310,13 +310,21 @@ func (a *Agent) AttestLocal(ctx context.Context, req vsockrpc.LocalAttestRequest
 	return a.attest(ctx, req.AttestRequest, ud)
 }
 
-func (a *Agent) attest(ctx context.Context, req vsockrpc.AttestRequest, userData []byte) (*vsockrpc.AttestResult, error) {
-	if req.Nonce != nil {
-		if n := len(req.Nonce); n > a.cfg.NonceMax {
-			return nil, vsockrpc.Errorf(vsockrpc.CodeNonceTooLarge, "nonce is %d bytes, maximum %d", n, a.cfg.NonceMax)
+// checkNonce checks a nonce the caller sent (nil: none) against the configured bounds.
+func (a *Agent) checkNonce(nonce []byte) error {
+	if nonce != nil {
+		if n := len(nonce); n > a.cfg.NonceMax {
+			return vsockrpc.Errorf(vsockrpc.CodeNonceTooLarge, "nonce is %d bytes, maximum %d", n, a.cfg.NonceMax)
 		} else if n < a.cfg.NonceMin {
-			return nil, vsockrpc.Errorf(vsockrpc.CodeBadRequest, "nonce is %d bytes, minimum %d", n, a.cfg.NonceMin)
+			return vsockrpc.Errorf(vsockrpc.CodeBadRequest, "nonce is %d bytes, minimum %d", n, a.cfg.NonceMin)
 		}
+	}
+	return nil
+}
+
+func (a *Agent) attest(ctx context.Context, req vsockrpc.AttestRequest, userData []byte) (*vsockrpc.AttestResult, error) {
+	if err := a.checkNonce(req.Nonce); err != nil {
+		return nil, err
 	}
 	k, err := a.keys.Get(req.Key)
 	if err != nil {

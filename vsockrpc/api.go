@@ -139,6 +139,7 @@ func LocalAPI(svc LocalService) *API {
 			return emptyResult{}, svc.LockPCR(ctx, uint16(p.(lockParams).Index))
 		},
 	}
+	a.addTLSKey(svc)
 	return a
 }
 

@@ -375,7 +375,7 @@ func TestProtocolDocExamples(t *testing.T) {
 		}
 		n++
 		if req, _, e := decodeRequest(body); e == nil {
-			p, e := ParentAPI(newFake()).methods[req.method].decode(req.params)
+			p, e := LocalAPI(newFake()).methods[req.method].decode(req.params)
 			if e != nil {
 				t.Fatalf("example %d: %v", n, e)
 			}
@@ -389,7 +389,7 @@ func TestProtocolDocExamples(t *testing.T) {
 			t.Fatalf("example %d is neither a request nor a response: %v", n, err)
 		}
 	}
-	if n != 5 {
-		t.Fatalf("found %d examples, want 5", n)
+	if n != 6 {
+		t.Fatalf("found %d examples, want 6", n)
 	}
 }

@@ -109,6 +109,10 @@ func checkBounds(t *testing.T, api *API, p any) {
 		if p.Index < MinUserPCR || p.Index > MaxUserPCR {
 			t.Fatalf("lock index out of bounds: %d", p.Index)
 		}
+	case tlsKeyParams:
+		if CheckTLSKey(p.PublicKey) != nil || len(p.Nonce) > MaxNonceSize || !nonEmpty(p.Nonce) {
+			t.Fatalf("attest_tls_key params out of bounds: %#v", p)
+		}
 	case noParams:
 	default:
 		t.Fatalf("unexpected params type %T", p)
@@ -164,6 +168,7 @@ var resultTypes = []func() resultDecoder{
 	func() resultDecoder { return &randomResult{} },
 	func() resultDecoder { return &extendResult{} },
 	func() resultDecoder { return &emptyResult{} },
+	func() resultDecoder { return &TLSKeyResult{} },
 }
 
 // TestFuzzSeedsServed checks the valid seeds of the request corpus really are served: the

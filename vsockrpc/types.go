@@ -41,6 +41,7 @@ type LocalService interface {
 	ExtendPCR(ctx context.Context, index uint16, data []byte) ([]byte, error)
 	// LockPCR locks PCR index (MinUserPCR..MaxUserPCR).
 	LockPCR(ctx context.Context, index uint16) error
+	TLSKeyAttester // attest_tls_key (tlskey.go)
 }
 
 // AttestRequest is the parent's attest request, already checked against the protocol bounds.
