@@ -359,3 +359,14 @@ func TestRealTruncations(t *testing.T) {
 		}
 	}
 }
+
+// TestRealTruncatedByOneByte: the error for a document cut by one byte counts
+// the signature's data, not its head: 96 bytes needed, 95 left.
+func TestRealTruncatedByOneByte(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(realDir, "qos-20220706-prod.cbor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Verify(doc[:len(doc)-1], Options{AtDocumentTime: true, AnyPCRs: true})
+	wantRejected(t, d, err, ErrCBOR, "signature: truncated byte string: needs 96 bytes, 95 left")
+}

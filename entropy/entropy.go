@@ -117,6 +117,10 @@ type Config struct {
 	// SkipHWRNGCheck lets start-up continue when the active hwrng is not
 	// nsm-hwrng. For development only; logged as a warning.
 	SkipHWRNGCheck bool
+	// QuietSkips logs a skipped hwrng check, and a pool left untouched, at
+	// info level: the caller relaxed the host gates together (attestd's
+	// --nsm mock:DIR or --insecure-dev) and logged one INSECURE warning.
+	QuietSkips bool
 
 	SeedBytes      int           // default DefaultSeedBytes, at most MaxSeedBytes
 	ReseedInterval time.Duration // default DefaultReseedInterval
@@ -208,15 +212,24 @@ func (s *Seeder) Seed(ctx context.Context) error {
 		if !s.cfg.SkipHWRNGCheck {
 			return err
 		}
-		s.log.Warn("INSECURE: the active hwrng is not the NSM and the check is skipped (development only)",
-			"hwrng", current, "error", err.Error())
+		if s.cfg.QuietSkips {
+			s.log.Info("the active hwrng is not the NSM; the check is relaxed (development mode)",
+				"hwrng", current, "error", err.Error())
+		} else {
+			s.log.Warn("INSECURE: the active hwrng is not the NSM and the check is skipped (development only)",
+				"hwrng", current, "error", err.Error())
+		}
 	} else {
 		s.log.Info("active hwrng is the NSM", "hwrng", current)
 	}
 
 	if s.cfg.Sink == nil {
 		s.setNote("kernel pool not touched: " + s.cfg.NoSinkReason)
-		s.log.Warn("kernel random pool not touched", "reason", s.cfg.NoSinkReason)
+		level := slog.LevelWarn
+		if s.cfg.QuietSkips {
+			level = slog.LevelInfo
+		}
+		s.log.Log(ctx, level, "kernel random pool not touched", "reason", s.cfg.NoSinkReason)
 	} else if err := s.seed(ctx); err != nil {
 		return err
 	}

@@ -24,9 +24,9 @@
 //
 // Private keys never leave the process: they are held in unexported fields,
 // there is no accessor or serialisation for them, and Key and Set format
-// themselves (fmt, log/slog) with public information only. Decryption
-// (HPKE open, RSA-OAEP for KMS CiphertextForRecipient) belongs here as
-// methods on Key when a caller needs it.
+// themselves (fmt, log/slog) with public information only. Decryption is a
+// method on Key: OpenHPKE (the attestd-seal-v1 envelope of package seal) and
+// OpenRSA (RSAES-OAEP), each failing with the one seal.ErrOpenFailed.
 package keys
 
 import (
@@ -35,13 +35,13 @@ import (
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha512"
 	"crypto/x509"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/attestd/attestd/internal/keybind"
+	"github.com/attestd/attestd/seal"
 )
 
 // Key names.
@@ -58,19 +58,19 @@ const (
 
 // HPKE KEM identifiers (RFC 9180, draft-ietf-hpke-pq).
 const (
-	KEMIDX25519         uint16 = 0x0020
-	KEMIDMLKEM768X25519 uint16 = 0x647a
+	KEMIDX25519         = keybind.KEMIDX25519
+	KEMIDMLKEM768X25519 = keybind.KEMIDMLKEM768X25519
 )
 
 const (
 	// RSABits is the RSA modulus size, what KMS Recipient accepts.
-	RSABits = 2048
+	RSABits = keybind.RSABits
 	// MaxDocumentPublicKey is the largest public_key every public verifier accepts.
 	MaxDocumentPublicKey = 1024
 	// HPKEBindingTag starts an HPKE digest binding.
-	HPKEBindingTag = "attestd-hpke-v1"
+	HPKEBindingTag = keybind.HPKETag
 	// HPKEBindingSize is the size of an HPKE digest binding.
-	HPKEBindingSize = len(HPKEBindingTag) + 2 + sha512.Size384
+	HPKEBindingSize = keybind.HPKESize
 )
 
 // Binding kinds: how a key's public part is carried in public_key.
@@ -83,7 +83,7 @@ var (
 	// ErrUnknownKey reports a key name that is not in the Set.
 	ErrUnknownKey = errors.New("keys: unknown key name")
 	// ErrBindingMismatch reports a document public_key that does not bind the given key.
-	ErrBindingMismatch = errors.New("keys: document public_key does not bind the key")
+	ErrBindingMismatch = keybind.ErrMismatch
 )
 
 // Config chooses the algorithms of a Set.
@@ -208,13 +208,7 @@ func (s Set) String() string { return fmt.Sprint(s.keys) }
 func (s Set) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
 
 // hpkeBinding is HPKEBindingTag || KEM id || SHA-384(public key).
-func hpkeBinding(kemID uint16, public []byte) []byte {
-	b := make([]byte, 0, HPKEBindingSize)
-	b = append(b, HPKEBindingTag...)
-	b = binary.BigEndian.AppendUint16(b, kemID)
-	sum := sha512.Sum384(public)
-	return append(b, sum[:]...)
-}
+func hpkeBinding(kemID uint16, public []byte) []byte { return keybind.HPKE(kemID, public) }
 
 // CheckBinding confirms that documentPublicKey, the public_key of a verified
 // attestation document, binds fullKey, the key the agent returned beside the
@@ -227,52 +221,36 @@ func hpkeBinding(kemID uint16, public []byte) []byte {
 //
 // A mismatch wraps ErrBindingMismatch.
 func CheckBinding(name string, documentPublicKey, fullKey []byte) error {
+	var err error
 	switch name {
 	case HPKE:
-		return checkHPKE(documentPublicKey, fullKey)
+		_, err = keybind.CheckHPKE(documentPublicKey, fullKey)
 	case RSA:
-		return checkRSA(documentPublicKey, fullKey)
+		_, err = keybind.CheckRSA(documentPublicKey, fullKey)
 	default:
-		return fmt.Errorf("%w %q", ErrUnknownKey, name)
+		err = fmt.Errorf("%w %q", ErrUnknownKey, name)
 	}
+	return err
 }
 
-func checkHPKE(doc, full []byte) error {
-	if len(doc) != HPKEBindingSize || !bytes.HasPrefix(doc, []byte(HPKEBindingTag)) {
-		return fmt.Errorf("%w: public_key is not an %s binding (%d bytes)", ErrBindingMismatch, HPKEBindingTag, len(doc))
+// OpenHPKE opens an attestd-seal-v1 envelope (package seal) sealed to this
+// HPKE key and returns the plaintext and the aad the sender authenticated.
+// Every failure, including calling it on a key that is not the HPKE key, is
+// seal.ErrOpenFailed.
+func (k *Key) OpenHPKE(envelope []byte) (plaintext, aad []byte, err error) {
+	if k.hpkeKey == nil {
+		return nil, nil, seal.ErrOpenFailed
 	}
-	id := binary.BigEndian.Uint16(doc[len(HPKEBindingTag):])
-	if id != KEMIDX25519 && id != KEMIDMLKEM768X25519 {
-		return fmt.Errorf("%w: unsupported HPKE KEM 0x%04x", ErrBindingMismatch, id)
-	}
-	kem, err := hpke.NewKEM(id)
-	if err != nil {
-		return fmt.Errorf("keys: HPKE KEM 0x%04x: %w", id, err)
-	}
-	if _, err := kem.NewPublicKey(full); err != nil {
-		return fmt.Errorf("%w: the returned key is not a KEM 0x%04x public key: %v", ErrBindingMismatch, id, err)
-	}
-	if want := hpkeBinding(id, full); !bytes.Equal(doc, want) {
-		return fmt.Errorf("%w: SHA-384 of the returned HPKE key is %s, the document binds %s", ErrBindingMismatch,
-			hex.EncodeToString(want[len(want)-sha512.Size384:]), hex.EncodeToString(doc[len(doc)-sha512.Size384:]))
-	}
-	return nil
+	return seal.OpenHPKE(k.hpkeKey, k.document, envelope)
 }
 
-func checkRSA(doc, full []byte) error {
-	if !bytes.Equal(doc, full) {
-		return fmt.Errorf("%w: the returned RSA key differs from the document's public_key", ErrBindingMismatch)
+// OpenRSA decrypts a raw RSAES-OAEP ciphertext sealed to this RSA key, with
+// hash seal.OAEPSHA256 or seal.OAEPSHA1 for OAEP and MGF1 and an empty label
+// (never PKCS#1 v1.5). Every failure, including calling it on a key that is
+// not the RSA key, is seal.ErrOpenFailed.
+func (k *Key) OpenRSA(hash string, ciphertext []byte) ([]byte, error) {
+	if k.rsaKey == nil {
+		return nil, seal.ErrOpenFailed
 	}
-	pub, err := x509.ParsePKIXPublicKey(doc)
-	if err != nil {
-		return fmt.Errorf("%w: public_key is not a SubjectPublicKeyInfo: %v", ErrBindingMismatch, err)
-	}
-	rk, ok := pub.(*rsa.PublicKey)
-	if !ok {
-		return fmt.Errorf("%w: public_key is a %T, not RSA", ErrBindingMismatch, pub)
-	}
-	if rk.N.BitLen() != RSABits || rk.E != 65537 {
-		return fmt.Errorf("%w: RSA key is %d bits with e=%d, want %d bits, e=65537", ErrBindingMismatch, rk.N.BitLen(), rk.E, RSABits)
-	}
-	return nil
+	return seal.OpenRSA(k.rsaKey, hash, ciphertext)
 }

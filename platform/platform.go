@@ -346,6 +346,11 @@ type Config struct {
 	// an INSECURE warning.
 	SkipKernelCheck      bool
 	SkipClockSourceCheck bool
+	// QuietSkips logs a skipped gate's failure at info level instead of as
+	// an INSECURE warning: the caller relaxed the gates together (attestd's
+	// --nsm mock:DIR or --insecure-dev) and logged one INSECURE warning for
+	// all of them.
+	QuietSkips bool
 
 	Logger *slog.Logger // default slog.Default()
 }
@@ -381,7 +386,7 @@ func Check(cfg Config) (Report, error) {
 	case err != nil && !cfg.SkipKernelCheck:
 		return rep, err
 	case err != nil:
-		log.Warn("INSECURE: the kernel check failed and is skipped (development only)", "error", err.Error())
+		skipped(log, cfg.QuietSkips, "kernel", err)
 	default:
 		log.Info("kernel version checked", "version", v.String(), "minimum", MinKernel.String())
 	}
@@ -391,9 +396,18 @@ func Check(cfg Config) (Report, error) {
 	case err != nil && !cfg.SkipClockSourceCheck:
 		return rep, err
 	case err != nil:
-		log.Warn("INSECURE: the clock source check failed and is skipped (development only)", "error", err.Error())
+		skipped(log, cfg.QuietSkips, "clock source", err)
 	default:
 		log.Info("clock source checked", "clocksource", rep.ClockSource)
 	}
 	return rep, nil
+}
+
+// skipped logs the failure of a relaxed gate.
+func skipped(log *slog.Logger, quiet bool, gate string, err error) {
+	if quiet {
+		log.Info("the "+gate+" check failed and is relaxed (development mode)", "error", err.Error())
+		return
+	}
+	log.Warn("INSECURE: the "+gate+" check failed and is skipped (development only)", "error", err.Error())
 }

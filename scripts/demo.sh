@@ -85,16 +85,16 @@ parent=unix://$tmp/parent.sock
 local_api=unix://$tmp/local.sock
 # This machine is not an enclave, so the gates that read the host are relaxed:
 # its hwrng is not the NSM's, and its kernel and clock source need not be an
-# enclave's (at least 5.17.12, kvm-clock). attestd logs an INSECURE warning for
-# each that fails. The not-debug gate stays on: the mock enclave's PCR0 is a
-# production-like image measurement.
-attestd_flags=(--listen "$parent" --local "$local_api"
-  --insecure-skip-hwrng-check --insecure-skip-kernel-check --insecure-skip-clocksource-check)
+# enclave's (at least 5.17.12, kvm-clock). --nsm mock:DIR relaxes them by
+# itself, --insecure-dev on the FUSE device; attestd logs one INSECURE warning.
+# The not-debug gate stays on: the mock enclave's PCR0 is a production-like
+# image measurement.
+attestd_flags=(--listen "$parent" --local "$local_api")
 
 if [[ -z $why ]]; then
   step "starting attestd on the FUSE mock device: /dev/nsm in a private mount namespace, real ioctls answered by nsm-mock serve"
   "$repo/scripts/nsm-run.sh" --dir "$tmp/mock" --nsm-mock "$bin/nsm-mock" -- \
-    "$bin/attestd" --nsm /dev/nsm "${attestd_flags[@]}" 2>"$tmp/attestd.log" &
+    "$bin/attestd" --nsm /dev/nsm --insecure-dev "${attestd_flags[@]}" 2>"$tmp/attestd.log" &
 else
   step "starting attestd on the in-process software NSM ($why; the FUSE device needs root, /dev/fuse and unshare)"
   "$bin/attestd" --nsm "mock:$tmp/mock" "${attestd_flags[@]}" 2>"$tmp/attestd.log" &

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -69,22 +67,14 @@ const (
 
 // parseAgentFlags parses the flags of the command name, which takes no
 // arguments; usage is its help text.
-func parseAgentFlags(name, usage string, args []string, stderr io.Writer) (*agentFlags, error) {
+func parseAgentFlags(name, usage string, args []string, stdout io.Writer) (*agentFlags, error) {
 	f := &agentFlags{}
-	fs := flag.NewFlagSet("attest "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet(name)
 	fs.StringVar(&f.addr, "addr", "", addrUsage)
 	fs.DurationVar(&f.timeout, "timeout", defaultAgentTimeout, timeoutUsage)
-	fs.BoolVar(&f.json, "json", false, "print JSON")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
+	fs.BoolVar(&f.json, "json", false, "print JSON (bytes as hex); on failure a JSON error object")
+	pos, err := parseArgs(fs, usage, args, stdout)
 	if err != nil {
-		if err == errHelp {
-			fs.Usage()
-		}
 		return nil, err
 	}
 	switch {
@@ -107,17 +97,17 @@ func (f *agentFlags) call(do func(context.Context, *vsockrpc.Client) error) erro
 	defer cancel()
 	c, err := vsockrpc.Dial(ctx, f.addr)
 	if err != nil {
-		return err // names the address
+		return checkError{checkAgent, err} // names the address
 	}
 	defer c.Close()
 	if err := do(ctx, c); err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return rejectf(checkAgent, "agent: %w", err)
 	}
 	return nil
 }
 
 func runDescribe(args []string, stdout, stderr io.Writer) error {
-	f, err := parseAgentFlags("describe", describeUsage, args, stderr)
+	f, err := parseAgentFlags("describe", describeUsage, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -136,7 +126,7 @@ func runDescribe(args []string, stdout, stderr io.Writer) error {
 }
 
 func runHealth(args []string, stdout, stderr io.Writer) error {
-	f, err := parseAgentFlags("health", healthUsage, args, stderr)
+	f, err := parseAgentFlags("health", healthUsage, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -147,20 +137,32 @@ func runHealth(args []string, stdout, stderr io.Writer) error {
 	}); err != nil {
 		return err
 	}
-	if f.json {
-		err = writeJSON(stdout, struct {
-			Status string `json:"status"`
-		}{h.Status})
-	} else {
-		_, err = fmt.Fprintln(stdout, show(h.Status))
+	var fail error
+	if h.Status != "ok" {
+		fail = rejectf(checkHealth, "agent reports status %s: it cannot serve", strconv.Quote(h.Status))
 	}
-	if err == nil && h.Status != "ok" {
-		err = fmt.Errorf("agent reports status %s: it cannot serve", strconv.Quote(h.Status))
+	if !f.json {
+		if _, err := fmt.Fprintln(stdout, show(h.Status)); err != nil {
+			return err
+		}
+		return fail
 	}
-	return err
+	// One JSON object: the status, and the error when it is not ok.
+	j := struct {
+		Status string          `json:"status"`
+		Error  *jsonErrorField `json:"error,omitempty"`
+	}{Status: h.Status}
+	if fail != nil {
+		j.Error = newJSONErrorField(fail)
+		fail = reported{fail}
+	}
+	if err := writeJSON(stdout, j); err != nil {
+		return err
+	}
+	return fail
 }
 
-// Describe's JSON: the protocol's field names, keys whole (base64) and with
+// Describe's JSON: the protocol's field names, keys whole (hex) and with
 // their SHA-256.
 type (
 	jsonDescription struct {
@@ -173,11 +175,11 @@ type (
 		PCRs         jsonAgentPCRs  `json:"pcrs"`
 	}
 	jsonAgentKey struct {
-		Name      string `json:"name"`
-		Algorithm string `json:"algorithm"`
-		Binding   string `json:"binding"`
-		PublicKey []byte `json:"public_key"` // the full key, base64
-		SHA256    string `json:"sha256"`     // of public_key, hex
+		Name      string   `json:"name"`
+		Algorithm string   `json:"algorithm"`
+		Binding   string   `json:"binding"`
+		PublicKey hexBytes `json:"public_key"` // the full key
+		SHA256    string   `json:"sha256"`     // of public_key, hex
 	}
 	jsonEntropy struct {
 		Source      string `json:"source"`
@@ -230,15 +232,6 @@ func (p jsonAgentPCRs) MarshalJSON() ([]byte, error) {
 		b = fmt.Appendf(b, "%q:%q", strconv.Itoa(int(idx)), hex.EncodeToString(p[idx]))
 	}
 	return append(b, '}'), nil
-}
-
-func writeJSON(w io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
 }
 
 // describeText is the description for people, one fact a line.

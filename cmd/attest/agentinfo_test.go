@@ -160,10 +160,10 @@ func TestDescribeJSON(t *testing.T) {
 
 	var j struct {
 		Keys []struct {
-			Name      string `json:"name"`
-			Binding   string `json:"binding"`
-			PublicKey []byte `json:"public_key"`
-			SHA256    string `json:"sha256"`
+			Name      string  `json:"name"`
+			Binding   string  `json:"binding"`
+			PublicKey hexJSON `json:"public_key"`
+			SHA256    string  `json:"sha256"`
 		} `json:"keys"`
 		Platform struct {
 			KernelRelease *string  `json:"kernel_release"`
@@ -242,8 +242,13 @@ func TestAgentUnreachable(t *testing.T) {
 	none := "unix://" + filepath.Join(dir, "none")
 	for _, cmd := range []string{"describe", "health"} {
 		for _, c := range []struct{ addr, substr string }{{none, "no such file"}, {silent, "deadline"}} {
-			if out := wantExit(t, 1, c.substr, cmd, "--addr", c.addr, "--timeout", "300ms", "--json"); out != "" {
+			if out := wantExit(t, 1, c.substr, cmd, "--addr", c.addr, "--timeout", "300ms"); out != "" {
 				t.Errorf("%s %s: stdout %q", cmd, c.addr, out)
+			}
+			// --json: the error object on stdout, naming the agent as what failed.
+			out := wantExit(t, 1, c.substr, cmd, "--addr", c.addr, "--timeout", "300ms", "--json")
+			if e := jsonErrorOf(t, out); e.Check != "agent" || !strings.Contains(e.Message, c.substr) {
+				t.Errorf("%s %s --json: %+v", cmd, c.addr, e)
 			}
 		}
 	}
@@ -252,7 +257,7 @@ func TestAgentUnreachable(t *testing.T) {
 func TestAgentInfoUsage(t *testing.T) {
 	for _, cmd := range []string{"describe", "health"} {
 		for name, args := range map[string][]string{
-			"no addr":      {"--json"},
+			"no addr":      {"--timeout", "1s"},
 			"bad addr":     {"--addr", "http://x"},
 			"stray arg":    {"--addr", "unix:///x", "extra"},
 			"zero timeout": {"--addr", "unix:///x", "--timeout", "0s"},
@@ -265,17 +270,17 @@ func TestAgentInfoUsage(t *testing.T) {
 			}
 		}
 	}
-	code, _, errOut := runAttest(t, "describe", "-h")
-	if code != 0 || !strings.Contains(errOut, "usage: attest describe") || !strings.Contains(errOut, "unverified") ||
-		!strings.Contains(errOut, "attest fetch") {
-		t.Errorf("describe -h: exit %d, %q", code, errOut)
+	code, out, _ := runAttest(t, "describe", "-h")
+	if code != 0 || !strings.Contains(out, "usage: attest describe") || !strings.Contains(out, "unverified") ||
+		!strings.Contains(out, "attest fetch") {
+		t.Errorf("describe -h: exit %d, %q", code, out)
 	}
-	code, _, errOut = runAttest(t, "health", "--help")
-	if code != 0 || !strings.Contains(errOut, "usage: attest health") {
-		t.Errorf("health --help: exit %d, %q", code, errOut)
+	code, out, _ = runAttest(t, "health", "--help")
+	if code != 0 || !strings.Contains(out, "usage: attest health") {
+		t.Errorf("health --help: exit %d, %q", code, out)
 	}
-	code, _, errOut = runAttest(t, "--help")
-	if code != 0 || !strings.Contains(errOut, "  describe ") || !strings.Contains(errOut, "  health ") {
-		t.Errorf("attest --help does not list describe and health: %q", errOut)
+	code, out, _ = runAttest(t, "--help")
+	if code != 0 || !strings.Contains(out, "  describe ") || !strings.Contains(out, "  health ") {
+		t.Errorf("attest --help does not list describe and health: %q", out)
 	}
 }

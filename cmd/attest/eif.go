@@ -35,12 +35,18 @@ build writes an EIF the way nitro-cli lays it out and prints its PCRs.
 Both read the kernel's release from the kernel section (bzImage setup header, arm64 Image
 banner) and warn when attestd's start-up check would refuse it (too old). The warning is
 advice, not a verdict: describe exits 0 for any image that parses, whatever its kernel.
+
+build accepts nitro-cli's names for its flags: --private-key (--signing-key),
+--signing-certificate (--signing-cert), --output-file (--output).
+
+Exit status: 0 done, 1 an input was read and rejected (a malformed EIF, key or
+metadata), 2 usage error (flags, files that cannot be opened, an --output that
+cannot be written: a directory, a missing directory).
 `
 
 func runEIF(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, eifUsage)
-		return usagef("missing subcommand")
+		return usagef("missing subcommand: describe or build")
 	}
 	switch args[0] {
 	case "describe":
@@ -48,33 +54,29 @@ func runEIF(args []string, stdout, stderr io.Writer) error {
 	case "build":
 		return runEIFBuild(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, eifUsage)
+		io.WriteString(stdout, eifUsage)
 		return errHelp
 	}
-	fmt.Fprint(stderr, eifUsage)
-	return usagef("unknown subcommand %q", args[0])
+	return usagef("unknown subcommand %q: want describe or build", args[0])
 }
 
 func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eif describe", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eif describe")
 	jsonOut := fs.Bool("json", false, "print the nitro-cli describe-eif JSON")
 	policy := fs.String("policy", "", "write a PCR policy file (PCR0, 1, 2 and 8 if signed) to this path")
-	fs.Usage = func() { fmt.Fprint(stderr, eifUsage); fs.PrintDefaults() }
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, eifUsage, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
 		return usagef("want exactly one EIF file, got %d arguments", len(pos))
 	}
-	img, err := eif.ParseFile(pos[0])
+	img, err := parseEIFFile("EIF", pos[0])
 	if err != nil {
 		return err
 	}
 	if *policy != "" {
-		if err := eifWriteAtomic(*policy, func(f *os.File) error {
+		if err := writeFileAtomic("--policy", *policy, func(f *os.File) error {
 			_, err := f.Write(eifPolicyJSON(img))
 			return err
 		}); err != nil {
@@ -238,8 +240,7 @@ func (r *eifRepeated) String() string     { return strings.Join(*r, ",") }
 func (r *eifRepeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func runEIFBuild(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("eif build", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("eif build")
 	kernel := fs.String("kernel", "", "kernel image (bzImage or Image)")
 	cmdline := fs.String("cmdline", "", "kernel command line")
 	cmdlineFile := fs.String("cmdline-file", "", "file holding the kernel command line (surrounding whitespace is trimmed, as nitro-cli does)")
@@ -253,14 +254,22 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 	kernelVersion := fs.String("kernel-version", "Unknown", "kernel version recorded in the metadata")
 	customFile := fs.String("custom-metadata", "", "JSON file recorded as CustomMetadata")
 	arch := fs.String("arch", "x86_64", "x86_64 or aarch64")
-	signingKey := fs.String("signing-key", "", "PEM ECDSA private key (P-256, P-384 or P-521) to sign the image with")
-	signingCert := fs.String("signing-cert", "", "PEM certificate of the signing key (its hash becomes PCR8)")
-	output := fs.String("output", "", "EIF to write")
+	signingKey, signingCert, output := new(string), new(string), new(string)
+	fs.StringVar(signingKey, "signing-key", "", "PEM ECDSA private key (P-256, P-384 or P-521) to sign the image with")
+	fs.StringVar(signingKey, "private-key", "", "nitro-cli's name for --signing-key")
+	fs.StringVar(signingCert, "signing-cert", "", "PEM certificate of the signing key (its hash becomes PCR8)")
+	fs.StringVar(signingCert, "signing-certificate", "", "nitro-cli's name for --signing-cert")
+	fs.StringVar(output, "output", "", "EIF to write")
+	fs.StringVar(output, "output-file", "", "nitro-cli's name for --output")
 	jsonOut := fs.Bool("json", false, "print the measurements as nitro-cli build-enclave does")
-	fs.Usage = func() { fmt.Fprint(stderr, eifUsage); fs.PrintDefaults() }
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, eifUsage, args, stdout)
 	if err != nil {
 		return err
+	}
+	for _, a := range [][2]string{{"signing-key", "private-key"}, {"signing-cert", "signing-certificate"}, {"output", "output-file"}} {
+		if err := oneOfAliases(fs, a[0], a[1]); err != nil {
+			return err
+		}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -286,20 +295,20 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 	in := eif.BuildInput{Arm64: *arch == "aarch64"}
 	in.Cmdline = *cmdline
 	if *cmdlineFile != "" {
-		b, err := os.ReadFile(*cmdlineFile)
+		b, err := readInput("--cmdline-file", *cmdlineFile, eifMaxTextFile)
 		if err != nil {
 			return err
 		}
 		in.Cmdline = strings.TrimSpace(string(b))
 	}
 	if *metadataFile != "" {
-		b, err := os.ReadFile(*metadataFile)
+		b, err := readInput("--metadata", *metadataFile, eifMaxTextFile)
 		if err != nil {
 			return err
 		}
 		md, err := eif.ParseMetadata(b)
 		if err != nil {
-			return fmt.Errorf("%s: %w", *metadataFile, err)
+			return rejectf(checkInput, "--metadata %s: %w", *metadataFile, err)
 		}
 		in.Metadata = *md
 	} else {
@@ -310,16 +319,16 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 		in.Metadata = *md
 	}
 	if *signingKey != "" {
-		key, err := os.ReadFile(*signingKey)
+		key, err := readInput("--signing-key", *signingKey, eifMaxTextFile)
 		if err != nil {
 			return err
 		}
-		cert, err := os.ReadFile(*signingCert)
+		cert, err := readInput("--signing-cert", *signingCert, eifMaxTextFile)
 		if err != nil {
 			return err
 		}
 		if in.Signer, err = eif.NewSigner(key, cert); err != nil {
-			return err
+			return rejectf(checkInput, "--signing-key/--signing-cert: %w", err)
 		}
 	}
 
@@ -329,20 +338,20 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 			f.Close()
 		}
 	}()
-	open := func(path string) (*os.File, error) {
-		f, err := os.Open(path)
+	open := func(flag, path string) (*os.File, error) {
+		f, err := openInput(flag, path)
 		if err == nil {
 			files = append(files, f)
 		}
 		return f, err
 	}
-	k, err := open(*kernel)
+	k, err := open("--kernel", *kernel)
 	if err != nil {
 		return err
 	}
 	in.Kernel = k
 	for _, path := range ramdisks {
-		f, err := open(path)
+		f, err := open("--ramdisk", path)
 		if err != nil {
 			return err
 		}
@@ -350,7 +359,7 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 	}
 
 	var built *eif.Image
-	if err := eifWriteAtomic(*output, func(f *os.File) (err error) {
+	if err := writeFileAtomic("--output", *output, func(f *os.File) (err error) {
 		built, err = eif.Build(f, in)
 		return err
 	}); err != nil {
@@ -419,38 +428,40 @@ func eifMetadata(name, version, buildTime, osName, kernelVersion, customFile, ou
 		},
 	}
 	if customFile != "" {
-		b, err := os.ReadFile(customFile)
+		b, err := readInput("--custom-metadata", customFile, eifMaxTextFile)
 		if err != nil {
 			return nil, err
 		}
 		if !json.Valid(b) {
-			return nil, fmt.Errorf("%s: not JSON", customFile)
+			return nil, rejectf(checkInput, "--custom-metadata %s: not JSON", customFile)
 		}
 		md.CustomMetadata = json.RawMessage(b)
 	}
 	return md, nil
 }
 
-// eifWriteAtomic writes path through a temporary file beside it and a rename, so a failed
-// write never leaves a partial file under the final name.
-func eifWriteAtomic(path string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+// eifMaxTextFile bounds the small files eif build reads whole (command line,
+// metadata, key, certificate).
+const eifMaxTextFile = 1 << 20
+
+// parseEIFFile parses the EIF at path, named by flag: a file that cannot be
+// opened is a usage error, one that does not parse a rejection.
+func parseEIFFile(flag, path string) (*eif.Image, error) {
+	f, err := openInput(flag, path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	err = write(tmp)
-	if err == nil {
-		err = tmp.Sync()
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, usagef("%s %s: %v", flag, path, pathErr(err))
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if !st.Mode().IsRegular() {
+		return nil, usagef("%s %s: not a regular file", flag, path)
 	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
+	img, err := eif.Parse(f, st.Size())
+	if err != nil {
+		return nil, rejectf(checkInput, "%s %s: %w", flag, path, err)
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
+	return img, nil
 }

@@ -170,7 +170,7 @@ func TestEIFUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
-	if code, _, errOut := attestRun(t, "eif", "--help"); code != 0 || !strings.Contains(errOut, "usage: attest eif describe") {
+	if code, out, _ := attestRun(t, "eif", "--help"); code != 0 || !strings.Contains(out, "usage: attest eif describe") {
 		t.Errorf("--help: exit %d", code)
 	}
 }
@@ -229,13 +229,13 @@ func TestVerifyPCRsFromEIF(t *testing.T) {
 	if code, _, errOut := attestRun(t, "verify", "--root", root, "--pcrs-from", signed, doc); code != 1 || !strings.Contains(errOut, "PCR8") {
 		t.Errorf("other PCR8: exit %d: %s", code, errOut)
 	}
-	// A broken image is a usage error naming the EIF problem.
+	// A broken image was read and is rejected, naming the EIF problem.
 	broken := filepath.Join(dir, "broken.eif")
 	b, _ := os.ReadFile(signed)
 	if err := os.WriteFile(broken, b[:1000], 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := attestRun(t, "verify", "--root", root, "--pcrs-from", broken, doc); code != 2 || !strings.Contains(errOut, "eif: truncated") {
+	if code, _, errOut := attestRun(t, "verify", "--root", root, "--pcrs-from", broken, doc); code != 1 || !strings.Contains(errOut, "eif: truncated") {
 		t.Errorf("broken image: exit %d: %s", code, errOut)
 	}
 }

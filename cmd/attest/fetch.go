@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,23 +38,15 @@ flags:
 `
 
 func runFetch(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("attest fetch", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("fetch")
 	addr := fs.String("addr", "", addrUsage)
 	key := fs.String("key", keys.HPKE, "the agent key the document binds: hpke or rsa")
 	out := fs.String("out", "", "write the raw verified document (COSE_Sign1 bytes) to `FILE`")
 	timeout := fs.Duration("timeout", defaultAgentTimeout, timeoutUsage)
 	vf := addVerifyFlags(fs)
 	fs.Lookup("nonce").Usage = "the nonce to send and require: `HEX`, or random (32 fresh random bytes, the default)"
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), fetchUsage)
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, fetchUsage, args, stdout)
 	if err != nil {
-		if err == errHelp {
-			fs.Usage()
-		}
 		return err
 	}
 	if len(pos) > 0 {
@@ -76,7 +67,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 
 	var nonce []byte
 	switch vf.nonce {
-	case "", "random":
+	case "", "random": // "": not given (parseArgs refuses an empty value)
 		nonce = make([]byte, fetchNonceSize)
 		rand.Read(nonce)
 	default:
@@ -98,22 +89,25 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	c, err := vsockrpc.Dial(ctx, *addr)
 	if err != nil {
-		return err
+		return checkError{checkAgent, err}
 	}
 	defer c.Close()
 	res, err := c.Attest(ctx, nonce, *key)
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return rejectf(checkAgent, "agent: %w", err)
 	}
-	doc, err := attestation.Verify(res.Document, opts)
+	doc, err := vf.verify(res.Document, opts)
 	if err != nil {
 		return fmt.Errorf("document rejected: %w", err)
 	}
 	if err := keys.CheckBinding(*key, doc.PublicKey, res.PublicKey); err != nil {
-		return fmt.Errorf("document rejected: %w", err)
+		return rejectf(checkKeyBinding, "document rejected: %w", err)
 	}
 	if *out != "" {
-		if err := os.WriteFile(*out, res.Document, 0o644); err != nil {
+		if err := writeFileAtomic("--out", *out, func(f *os.File) error {
+			_, err := f.Write(res.Document)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
@@ -122,10 +116,10 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 
 // fetchedKey describes the checked key binding.
 type fetchedKey struct {
-	Name      string `json:"name"`
-	Algorithm string `json:"algorithm"`
-	Binding   string `json:"binding"`
-	PublicKey []byte `json:"public_key"` // the full key, base64
+	Name      string   `json:"name"`
+	Algorithm string   `json:"algorithm"`
+	Binding   string   `json:"binding"`
+	PublicKey hexBytes `json:"public_key"` // the full key
 }
 
 func describeKey(name string, docKey, full []byte) fetchedKey {

@@ -133,13 +133,13 @@ func TestFetchNonceJSONAndOut(t *testing.T) {
 	out, _ := fetch(t, 0, "--addr", ta.addr, "--root", ta.root, "--any-pcrs", "--nonce", "00c0ffee", "--json", "--out", outFile, "--key", "rsa")
 	var j struct {
 		Document struct {
-			Nonce     []byte `json:"nonce"`
-			PublicKey []byte `json:"public_key"`
+			Nonce     hexJSON `json:"nonce"`
+			PublicKey hexJSON `json:"public_key"`
 		} `json:"document"`
 		Key struct {
-			Name      string `json:"name"`
-			Binding   string `json:"binding"`
-			PublicKey []byte `json:"public_key"`
+			Name      string  `json:"name"`
+			Binding   string  `json:"binding"`
+			PublicKey hexJSON `json:"public_key"`
 		} `json:"key"`
 	}
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
@@ -212,8 +212,8 @@ func TestFetchUsageErrors(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"fetch", "-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "usage: attest fetch") {
-		t.Errorf("-h: exit %d, %q", code, errb.String())
+	if code := run([]string{"fetch", "-h"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "usage: attest fetch") || errb.Len() != 0 {
+		t.Errorf("-h: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
 

@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/attestd/attestd/pcr"
 )
@@ -19,24 +17,33 @@ const pcrUsage = `usage: attest pcr [--role-arn ARN] [--instance-id ID] [--signi
 Computes the PCR values an enclave will report: PCR3 from the IAM role ARN of the parent
 instance, PCR4 from the parent instance id, PCR8 from the EIF signing certificate (PEM or
 DER), and for --input the value nitro-cli pcr --input gives (SHA-384(0^48 || SHA-384(file))).
-At least one is required.
+At least one is required. --signing-certificate is nitro-cli's name for --signing-cert.
+
+Exit status: 0 computed, 1 an input file was read and rejected, 2 usage error (including
+a file that cannot be opened).
 `
 
+// maxSigningCert bounds --signing-cert (a PEM certificate is a few KiB).
+const maxSigningCert = 1 << 20
+
 func runPCR(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pcr", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	roleARN := fs.String("role-arn", "", "IAM role ARN of the parent instance (PCR3)")
-	instanceID := fs.String("instance-id", "", "EC2 instance id of the parent instance (PCR4)")
-	signingCert := fs.String("signing-cert", "", "EIF signing certificate, PEM or DER (PCR8)")
-	input := fs.String("input", "", "file to measure as nitro-cli pcr --input does")
+	fs := newFlagSet("pcr")
+	roleARN := fs.String("role-arn", "", "IAM role `ARN` of the parent instance (PCR3)")
+	instanceID := fs.String("instance-id", "", "EC2 instance `ID` of the parent instance (PCR4)")
+	var signingCert string
+	fs.StringVar(&signingCert, "signing-cert", "", "EIF signing certificate `FILE`, PEM or DER (PCR8)")
+	fs.StringVar(&signingCert, "signing-certificate", "", "nitro-cli's name for --signing-cert")
+	input := fs.String("input", "", "`FILE` to measure as nitro-cli pcr --input does")
 	jsonOut := fs.Bool("json", false, "print a JSON object (keys PCR3, PCR4, PCR8, PCR)")
-	fs.Usage = func() { fmt.Fprint(stderr, pcrUsage); fs.PrintDefaults() }
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseArgs(fs, pcrUsage, args, stdout)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q", pos[0])
+	}
+	if err := oneOfAliases(fs, "signing-cert", "signing-certificate"); err != nil {
+		return err
 	}
 	type line struct{ key, value, what string }
 	var lines []line
@@ -54,31 +61,30 @@ func runPCR(args []string, stdout, stderr io.Writer) error {
 		}
 		lines = append(lines, line{"PCR4", pcr.Hex(v), "parent instance " + *instanceID})
 	}
-	if *signingCert != "" {
-		b, err := os.ReadFile(*signingCert)
+	if signingCert != "" {
+		b, err := readInput("--signing-cert", signingCert, maxSigningCert)
 		if err != nil {
 			return err
 		}
 		v, err := pcr.SigningCertificate(b)
 		if err != nil {
-			return fmt.Errorf("%s: %w", *signingCert, err)
+			return rejectf(checkInput, "--signing-cert %s: %w", signingCert, err)
 		}
-		lines = append(lines, line{"PCR8", pcr.Hex(v), "signing certificate " + *signingCert})
+		lines = append(lines, line{"PCR8", pcr.Hex(v), "signing certificate " + signingCert})
 	}
 	if *input != "" {
-		f, err := os.Open(*input)
+		f, err := openInput("--input", *input)
 		if err != nil {
 			return err
 		}
 		v, err := pcr.MeasureReader(f)
 		f.Close()
 		if err != nil {
-			return err
+			return usagef("--input %s: %v", *input, pathErr(err))
 		}
 		lines = append(lines, line{"PCR", pcr.Hex(v), "file " + *input})
 	}
 	if len(lines) == 0 {
-		fs.Usage()
 		return usagef("give at least one of --role-arn, --instance-id, --signing-cert, --input")
 	}
 	if *jsonOut {

@@ -74,7 +74,7 @@ func TestVerifyJSON(t *testing.T) {
 			NotAfter  string `json:"not_after"`
 			SHA256    string `json:"sha256"`
 		} `json:"chain"`
-		PublicKey  *string `json:"public_key"`
+		PublicKey  *string `json:"public_key"` // hex, like every byte string
 		UserData   *string `json:"user_data"`
 		Nonce      *string `json:"nonce"`
 		Debug      *bool   `json:"debug"`
@@ -91,8 +91,8 @@ func TestVerifyJSON(t *testing.T) {
 	if len(j.PCRs) != 16 || j.PCRs["0"] != prodPCR0 || j.PCRs["1"] != prodPCR1 {
 		t.Errorf("pcrs %v", j.PCRs)
 	}
-	if j.Nonce == nil || *j.Nonce != base64.StdEncoding.EncodeToString([]byte("some nonce")) ||
-		j.UserData == nil || *j.UserData != base64.StdEncoding.EncodeToString([]byte("some user data")) || j.PublicKey == nil {
+	if j.Nonce == nil || *j.Nonce != hex.EncodeToString([]byte("some nonce")) ||
+		j.UserData == nil || *j.UserData != hex.EncodeToString([]byte("some user data")) || j.PublicKey == nil || !isHexString(*j.PublicKey) {
 		t.Errorf("aux fields %v %v %v", j.Nonce, j.UserData, j.PublicKey)
 	}
 	if j.Debug == nil || *j.Debug {
@@ -129,7 +129,7 @@ func TestVerifyRejections(t *testing.T) {
 		{"nonce absent", []string{"--at-doc-time", "--any-pcrs", "--nonce", "00", realDocs + "bedrock-20250829-prod.cbor"}, "no nonce"},
 		{"too old", []string{"--at", ts.Add(6 * time.Minute).Format(time.RFC3339), "--any-pcrs", prodDoc}, "freshness check failed"},
 		{"too old for --max-age", []string{"--at", ts.Add(40 * time.Second).Format(time.RFC3339), "--max-age", "30s", "--any-pcrs", prodDoc}, "freshness"},
-		{"not a document", []string{"--any-pcrs", "verify.go"}, "neither COSE_Sign1"},
+		{"not a document", []string{"--any-pcrs", "verify.go"}, "not valid hex or base64"},
 		{"garbage COSE", []string{"--any-pcrs", "-"}, "cbor check failed"},
 	}
 	for _, c := range cases {
@@ -224,7 +224,6 @@ func TestVerifyUsageErrors(t *testing.T) {
 		{"bad nonce", []string{"--any-pcrs", "--nonce", "xyz", prodDoc}, "--nonce"},
 		{"zero max-age", []string{"--any-pcrs", "--max-age", "0s", prodDoc}, "positive duration"},
 		{"negative max-age", []string{"--any-pcrs", "--max-age", "-1m", prodDoc}, "positive duration"},
-		{"bad root", []string{"--any-pcrs", "--root", notPEM, prodDoc}, "--root"},
 		{"missing policy file", []string{"--pcrs-from", filepath.Join(dir, "absent.json"), prodDoc}, "--pcrs-from"},
 		{"unknown flag", []string{"--any-pcrs", "--frobnicate", prodDoc}, "frobnicate"},
 	}
@@ -233,9 +232,11 @@ func TestVerifyUsageErrors(t *testing.T) {
 			wantExit(t, 2, c.sub, append([]string{"verify"}, c.args...)...)
 		})
 	}
-	if code, _, errOut := runAttest(t, "verify", "-h"); code != 0 || !strings.Contains(errOut, "usage: attest verify") {
-		t.Errorf("-h: exit %d, %q", code, errOut)
+	if code, out, errOut := runAttest(t, "verify", "-h"); code != 0 || !strings.Contains(out, "usage: attest verify") || errOut != "" {
+		t.Errorf("-h: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// A --root that was read and is not a certificate is rejected (exit 1), not a usage error.
+	wantExit(t, 1, "--root", "verify", "--any-pcrs", "--root", notPEM, prodDoc)
 }
 
 func writePolicy(t *testing.T, content string) string {
@@ -257,8 +258,10 @@ func TestPCRPolicyFile(t *testing.T) {
 		t.Fatalf("policy %x", p)
 	}
 	wantExit(t, 0, "", "verify", "--at-doc-time", "--pcrs-from", good, prodDoc)
-	// File and flags combine: --pcr adds to the file's policy.
+	// File and flags combine: --pcr adds other PCRs to the file's policy.
 	wantExit(t, 1, "PCR2", "verify", "--at-doc-time", "--pcrs-from", good, "--pcr", "2="+otherPCR, prodDoc)
+	// ... but never names one of the file's PCRs again: that would widen the policy.
+	wantExit(t, 2, "PCR0 is named by both --pcrs-from and --pcr", "verify", "--at-doc-time", "--pcrs-from", writePolicy(t, `{"pcrs": {"0": ["`+otherPCR+`"]}}`), "--pcr", "0="+prodPCR0, prodDoc)
 	wrong := writePolicy(t, `{"pcrs": {"0": ["`+otherPCR+`"]}}`)
 	wantExit(t, 1, "pcr-policy check failed", "verify", "--at-doc-time", "--pcrs-from", wrong, prodDoc)
 

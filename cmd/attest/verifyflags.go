@@ -4,20 +4,23 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/keys"
 )
 
-// verifyFlags are the verification flags shared by `attest verify` and
-// `attest fetch`.
+// verifyFlags are the verification flags shared by `attest verify`, `attest
+// fetch` and every command that verifies a document: define them with
+// addVerifyFlags, parse with parseArgs (which refuses empty values), then call
+// options, or verify to get the verified document with hints on rejection.
 type verifyFlags struct {
 	root       string
 	at         string
@@ -26,7 +29,7 @@ type verifyFlags struct {
 	pcrsFrom   string
 	anyPCRs    bool
 	allowDebug bool
-	nonce      string
+	nonce      string // "" when not given: parseArgs refuses an empty value
 	maxAge     maxAgeFlag
 	json       bool
 }
@@ -37,27 +40,31 @@ func addVerifyFlags(fs *flag.FlagSet) *verifyFlags {
 	fs.StringVar(&f.root, "root", "", "trust anchor `FILE.pem` (default: the embedded AWS Nitro Enclaves Root-G1)")
 	fs.StringVar(&f.at, "at", "", "verify as of this `RFC3339` time instead of now")
 	fs.BoolVar(&f.atDocTime, "at-doc-time", false, "verify as of the document's own timestamp (audit: proves AWS signed it then, not that it is fresh)")
-	fs.Var(&f.pcrs, "pcr", "require PCR `N=HEX` (repeatable; several values for one N allow any of them)")
-	fs.StringVar(&f.pcrsFrom, "pcrs-from", "", "read the PCR policy from a JSON `FILE` ({\"pcrs\": {\"0\": [\"HEX\", ...], ...}}) or measure it from an EIF image (PCR0, 1, 2, and 8 if signed)")
+	fs.Var(&f.pcrs, "pcr", "require PCR `N=HEX` (repeatable; several values for one N allow any of them; an N also named by --pcrs-from is refused)")
+	fs.StringVar(&f.pcrsFrom, "pcrs-from", "", "read the PCR policy from a JSON `FILE` ({\"pcrs\": {\"0\": [\"HEX\", ...], ...}}, or nitro-cli's describe-eif/build-enclave output {\"Measurements\": ...}) or measure it from an EIF image (PCR0, 1, 2, and 8 if signed); --pcr may add other PCRs, not the same ones")
 	fs.BoolVar(&f.anyPCRs, "any-pcrs", false, "accept any PCR values: explicitly no PCR policy")
 	fs.BoolVar(&f.allowDebug, "allow-debug", false, "accept debug-mode enclaves (PCR0, PCR1, PCR2 zero; the parent can read their memory)")
 	fs.StringVar(&f.nonce, "nonce", "", "require this nonce (`HEX`)")
 	fs.Var(&f.maxAge, "max-age", "maximum age of the document timestamp, a Go `DURATION` such as 30s or 10m, or \"off\" (default 5m)")
-	fs.BoolVar(&f.json, "json", false, "print the verified document as JSON")
+	fs.BoolVar(&f.json, "json", false, "print JSON (bytes as hex); on failure a JSON error object {\"error\": {\"check\": ..., \"message\": ...}}")
 	return f
 }
 
-// options turns the flags into attestation.Options. Every error is a usage
-// error.
+// maxRootFile bounds a --root PEM file.
+const maxRootFile = 64 << 10
+
+// options turns the flags into attestation.Options. Flags that do not parse
+// and files that cannot be opened are usage errors; files that were read and
+// are not acceptable are rejections (exit 1).
 func (f *verifyFlags) options() (attestation.Options, error) {
 	var o attestation.Options
 	if f.root != "" {
-		data, err := readLimited(f.root, 64<<10)
+		data, err := readInput("--root", f.root, maxRootFile)
 		if err != nil {
-			return o, usagef("--root: %v", err)
+			return o, err
 		}
 		if o.Root, err = attestation.ParseRootPEM(data); err != nil {
-			return o, usagef("--root %s: %v", f.root, err)
+			return o, rejectf(checkInput, "--root %s: %v", f.root, err)
 		}
 	}
 	if f.at != "" {
@@ -85,12 +92,20 @@ func (f *verifyFlags) options() (attestation.Options, error) {
 		if f.pcrsFrom != "" {
 			p, err := loadPCRPolicyFile(f.pcrsFrom)
 			if err != nil {
-				return o, usagef("--pcrs-from: %v", err)
+				return o, err
 			}
 			o.PCRs = p
 		}
-		for idx, vals := range f.pcrs.policy {
-			o.PCRs[idx] = append(o.PCRs[idx], vals...)
+		for idx := range 32 {
+			vals, ok := f.pcrs.policy[idx]
+			if !ok {
+				continue
+			}
+			// Adding --pcr must never widen the file's policy: one source per PCR.
+			if _, dup := o.PCRs[idx]; dup {
+				return o, usagef("PCR%d is named by both --pcrs-from and --pcr: give each PCR in one place", idx)
+			}
+			o.PCRs[idx] = vals
 		}
 	}
 	o.AllowDebug = f.allowDebug
@@ -103,6 +118,140 @@ func (f *verifyFlags) options() (attestation.Options, error) {
 	}
 	o.MaxAge = f.maxAge.d
 	return o, nil
+}
+
+// verify verifies doc with opts (from options) and, when it is rejected,
+// says the obvious next step where there is one.
+func (f *verifyFlags) verify(doc []byte, opts attestation.Options) (*attestation.Document, error) {
+	d, err := attestation.Verify(doc, opts)
+	if err == nil {
+		return d, nil
+	}
+	switch {
+	case errors.Is(err, attestation.ErrDebug):
+		return nil, hinted{err, "--allow-debug accepts it, for development only: the parent instance can read a debug enclave's memory"}
+	case errors.Is(err, attestation.ErrValidity) && !opts.AtDocumentTime && opts.Time.IsZero():
+		// A genuine document whose certificates have since expired verifies as of its own time.
+		o := opts
+		o.AtDocumentTime, o.MaxAge = true, 0
+		if _, err2 := attestation.Verify(doc, o); err2 == nil || laterCheck(err2) {
+			return nil, hinted{err, "the document was valid when issued: --at-doc-time verifies it as of its own timestamp, for audits (it proves AWS signed it then, not that it is fresh)"}
+		}
+	}
+	return nil, err
+}
+
+// laterCheck reports whether err is from a check Verify makes after the
+// certificates' validity and the signature.
+func laterCheck(err error) bool {
+	for _, k := range []error{attestation.ErrFreshness, attestation.ErrDebug, attestation.ErrPCRPolicy,
+		attestation.ErrNonce, attestation.ErrPublicKey, attestation.ErrUserData} {
+		if errors.Is(err, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// hinted is an error with the next step the user can take.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h hinted) Error() string { return h.err.Error() + "; " + h.hint }
+func (h hinted) Unwrap() error { return h.err }
+
+// expectFlags require what the document binds besides the PCRs and nonce:
+// user_data and the full public key the agent returned (`attest verify`).
+type expectFlags struct {
+	userData  string
+	publicKey string
+	key       string
+}
+
+// addExpectFlags defines --user-data, --public-key and --key on fs.
+func addExpectFlags(fs *flag.FlagSet) *expectFlags {
+	e := &expectFlags{}
+	fs.StringVar(&e.userData, "user-data", "", "require the document's user_data to be these bytes (`HEX`)")
+	fs.StringVar(&e.publicKey, "public-key", "", "require the document's public_key to bind this full public key, as the agent returned it (`FILE`: raw bytes, hex, base64 or PEM; attest fetch --json and attest describe --json print it as hex)")
+	fs.StringVar(&e.key, "key", "", "the agent key --public-key is: hpke or rsa (default: inferred from the document's public_key)")
+	return e
+}
+
+// maxPublicKeyFile bounds --public-key: the largest key (an ML-KEM-768 +
+// X25519 HPKE key, 1216 bytes) as hex with room for PEM armour.
+const maxPublicKeyFile = 8 << 10
+
+// apply adds the user_data requirement to o and reads the public key, if any.
+func (e *expectFlags) apply(o *attestation.Options) (publicKey []byte, err error) {
+	if e.key != "" {
+		if e.publicKey == "" {
+			return nil, usagef("--key names the key of --public-key: give --public-key too")
+		}
+		if e.key != keys.HPKE && e.key != keys.RSA {
+			return nil, usagef("--key %q: want %s or %s", e.key, keys.HPKE, keys.RSA)
+		}
+	}
+	if e.userData != "" {
+		if o.UserData, err = hex.DecodeString(e.userData); err != nil {
+			return nil, usagef("--user-data: not hex: %v", err)
+		}
+	}
+	if e.publicKey == "" {
+		return nil, nil
+	}
+	data, err := readInput("--public-key", e.publicKey, maxPublicKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if publicKey, err = decodeKeyText(data); err != nil {
+		return nil, rejectf(checkInput, "--public-key %s: %v", e.publicKey, err)
+	}
+	return publicKey, nil
+}
+
+// check checks that doc's public_key binds the full key (nil: nothing to check).
+func (e *expectFlags) check(doc *attestation.Document, full []byte) error {
+	if full == nil {
+		return nil
+	}
+	if doc.PublicKey == nil {
+		return rejectf(checkKeyBinding, "--public-key given, but the document has no public_key")
+	}
+	name := e.key
+	if name == "" {
+		name = keys.RSA
+		if bytes.HasPrefix(doc.PublicKey, []byte(keys.HPKEBindingTag)) {
+			name = keys.HPKE
+		}
+	}
+	if err := keys.CheckBinding(name, doc.PublicKey, full); err != nil {
+		return rejectf(checkKeyBinding, "--public-key %s: %v", e.publicKey, err)
+	}
+	return nil
+}
+
+// decodeKeyText accepts a public key as a PEM block, hex or base64 text, or
+// raw bytes.
+func decodeKeyText(b []byte) ([]byte, error) {
+	if blk, rest := pem.Decode(b); blk != nil {
+		if len(bytes.TrimSpace(rest)) != 0 {
+			return nil, errors.New("data after the PEM block")
+		}
+		return blk.Bytes, nil
+	}
+	text := bytes.Join(bytes.Fields(b), nil)
+	if len(text) == 0 {
+		return nil, errors.New("empty")
+	}
+	if !isText(text) {
+		return b, nil // raw key bytes
+	}
+	if d, ok := decodeHexOrBase64(text); ok {
+		return d, nil
+	}
+	return nil, errors.New("not valid hex or base64")
 }
 
 // pcrFlag collects repeated --pcr N=HEX values.
@@ -182,44 +331,63 @@ func (m *maxAgeFlag) Set(v string) error {
 // fit in a few KiB).
 const maxPolicyFile = 1 << 20
 
-// loadPCRPolicyFile reads a JSON PCR policy file,
-// {"pcrs": {"0": ["<96 hex>", ...], "8": [...]}}, strictly: no unknown or
-// duplicate keys, indexes 0..31, 48-byte values, at least one value per index
-// and at least one index.
+// loadPCRPolicyFile reads --pcrs-from: an EIF image (by its magic), whose
+// PCR0, 1, 2 and 8 if signed are measured, or a JSON policy. A file that
+// cannot be opened is a usage error, one that does not parse a rejection.
 func loadPCRPolicyFile(path string) (map[int][][]byte, error) {
-	// An enclave image file (by its magic) is measured instead: PCR0, 1, 2 and 8 if signed.
 	if p, isEIF, err := eifPCRPolicy(path); isEIF {
-		return p, err
+		if err != nil {
+			return nil, rejectf(checkInput, "--pcrs-from %s: %v", path, err)
+		}
+		return p, nil
 	}
-	data, err := readLimited(path, maxPolicyFile)
+	data, err := readInput("--pcrs-from", path, maxPolicyFile)
 	if err != nil {
 		return nil, err
 	}
 	p, err := parsePCRPolicy(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, rejectf(checkInput, "--pcrs-from %s: %v", path, err)
 	}
 	return p, nil
 }
 
+// parsePCRPolicy parses a PCR policy strictly (no duplicate keys, indexes
+// 0..31, 48-byte values) in one of two shapes:
+//   - attest's own, {"pcrs": {"0": ["<96 hex>", ...], "8": [...]}}, with no
+//     other key, at least one index and at least one value per index;
+//   - nitro-cli's describe-eif or build-enclave output, {"Measurements":
+//     {"HashAlgorithm": "Sha384 { ... }", "PCR0": "<96 hex>", "PCR1": ...,
+//     "PCR2": ..., "PCR8": ...}, ...}: one value per PCR; the other keys of
+//     describe-eif (EifVersion, Metadata, ...) are not policy and are skipped.
 func parsePCRPolicy(data []byte) (map[int][][]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := jsonDelim(dec, '{'); err != nil {
 		return nil, err
 	}
 	var policy map[int][][]byte
+	seen := map[string]bool{}
 	for dec.More() {
 		key, err := jsonString(dec)
 		if err != nil {
 			return nil, err
 		}
-		if key != "pcrs" {
-			return nil, fmt.Errorf("unknown key %q (want only \"pcrs\")", key)
+		if seen[key] {
+			return nil, fmt.Errorf("duplicate key %q", key)
 		}
-		if policy != nil {
-			return nil, fmt.Errorf("duplicate key \"pcrs\"")
+		seen[key] = true
+		switch key {
+		case "pcrs":
+			policy, err = parsePCRMap(dec)
+		case "Measurements":
+			policy, err = parseMeasurements(dec)
+		default:
+			var skip json.RawMessage
+			if err = dec.Decode(&skip); err != nil {
+				err = fmt.Errorf("invalid JSON: %v", err)
+			}
 		}
-		if policy, err = parsePCRMap(dec); err != nil {
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -229,8 +397,81 @@ func parsePCRPolicy(data []byte) (map[int][][]byte, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("unexpected data after the policy object")
 	}
+	switch {
+	case seen["pcrs"] && seen["Measurements"]:
+		return nil, fmt.Errorf("both \"pcrs\" and \"Measurements\": want one policy")
+	case seen["pcrs"] && len(seen) > 1:
+		for k := range seen {
+			if k != "pcrs" {
+				return nil, fmt.Errorf("unknown key %q (want only \"pcrs\")", k)
+			}
+		}
+	case !seen["pcrs"] && !seen["Measurements"]:
+		return nil, fmt.Errorf("no policy: want {\"pcrs\": {...}} or nitro-cli's {\"Measurements\": {...}}")
+	}
 	if len(policy) == 0 {
 		return nil, fmt.Errorf("the policy names no PCR")
+	}
+	return policy, nil
+}
+
+// nitroHashAlgorithm is the HashAlgorithm nitro-cli writes beside SHA-384
+// measurements (Rust's Debug form of its hasher).
+const nitroHashAlgorithm = "Sha384 { ... }"
+
+// parseMeasurements parses nitro-cli's Measurements object.
+func parseMeasurements(dec *json.Decoder) (map[int][][]byte, error) {
+	if err := jsonDelim(dec, '{'); err != nil {
+		return nil, err
+	}
+	policy := map[int][][]byte{}
+	algorithm := false
+	for dec.More() {
+		key, err := jsonString(dec)
+		if err != nil {
+			return nil, err
+		}
+		val, err := jsonString(dec)
+		if err != nil {
+			return nil, fmt.Errorf("nitro-cli Measurements.%s: %v", key, err)
+		}
+		if key == "HashAlgorithm" {
+			if algorithm {
+				return nil, fmt.Errorf("duplicate key \"HashAlgorithm\"")
+			}
+			if val != nitroHashAlgorithm {
+				return nil, fmt.Errorf("nitro-cli Measurements.HashAlgorithm is %q, want %q (the NSM measures with SHA-384)", val, nitroHashAlgorithm)
+			}
+			algorithm = true
+			continue
+		}
+		n, ok := strings.CutPrefix(key, "PCR")
+		if !ok {
+			return nil, fmt.Errorf("unknown key Measurements.%s", key)
+		}
+		idx, err := pcrIndex(n)
+		if err != nil {
+			return nil, fmt.Errorf("nitro-cli Measurements.%s: %v", key, err)
+		}
+		if _, dup := policy[idx]; dup {
+			return nil, fmt.Errorf("duplicate key Measurements.%s", key)
+		}
+		v, err := pcrValue(val)
+		if err != nil {
+			return nil, fmt.Errorf("nitro-cli Measurements.%s: %v", key, err)
+		}
+		policy[idx] = [][]byte{v}
+	}
+	if err := jsonDelim(dec, '}'); err != nil {
+		return nil, err
+	}
+	if !algorithm {
+		return nil, fmt.Errorf("nitro-cli Measurements has no HashAlgorithm")
+	}
+	for _, i := range []int{0, 1, 2} {
+		if policy[i] == nil {
+			return nil, fmt.Errorf("nitro-cli Measurements has no PCR%d", i)
+		}
 	}
 	return policy, nil
 }
@@ -301,30 +542,6 @@ func jsonString(dec *json.Decoder) (string, error) {
 	return s, nil
 }
 
-// readLimited reads a file of at most limit bytes ("-": standard input).
-func readLimited(path string, limit int64) ([]byte, error) {
-	var r io.Reader = verifyStdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
-
-// verifyStdin is where "-" reads from (a variable for tests).
-var verifyStdin io.Reader = os.Stdin
-
 // jsonDocument is the --json form of a verified document.
 type jsonDocument struct {
 	ModuleID   string     `json:"module_id"`
@@ -332,9 +549,9 @@ type jsonDocument struct {
 	Digest     string     `json:"digest"`
 	PCRs       jsonPCRs   `json:"pcrs"`
 	Chain      []jsonCert `json:"chain"`
-	PublicKey  []byte     `json:"public_key"` // base64, null when absent
-	UserData   []byte     `json:"user_data"`
-	Nonce      []byte     `json:"nonce"`
+	PublicKey  hexBytes   `json:"public_key"` // null when absent
+	UserData   hexBytes   `json:"user_data"`
+	Nonce      hexBytes   `json:"nonce"`
 	Debug      bool       `json:"debug"`
 	VerifiedAt string     `json:"verified_at"`
 }
@@ -345,6 +562,17 @@ type jsonCert struct {
 	NotBefore string `json:"not_before"`
 	NotAfter  string `json:"not_after"`
 	SHA256    string `json:"sha256"`
+}
+
+// hexBytes marshals as a hex string, or null when nil: every byte string
+// attest prints as JSON is hex, as in its text output.
+type hexBytes []byte
+
+func (h hexBytes) MarshalJSON() ([]byte, error) {
+	if h == nil {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + hex.EncodeToString(h) + `"`), nil
 }
 
 // jsonPCRs marshals as {"0": "hex", "1": ...} in numeric index order.
@@ -443,24 +671,4 @@ func printDocument(w io.Writer, doc *attestation.Document, asJSON bool) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
-}
-
-// parseInterleaved parses flags that may come before or after positional
-// arguments and returns the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errHelp
-			}
-			return nil, usagef("%v", err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

@@ -38,9 +38,10 @@ import (
 
 var attestdBin, nsmMockBin string
 
-// notEnclave relaxes the start-up gates that depend on the host, which is not
-// an enclave: its hwrng, kernel and clock source need not be an enclave's.
-var notEnclave = []string{"--insecure-skip-hwrng-check", "--insecure-skip-kernel-check", "--insecure-skip-clocksource-check"}
+// notEnclave relaxes, on a device path, the start-up gates that depend on the
+// host, which is not an enclave: its hwrng, kernel and clock source need not
+// be an enclave's. (--nsm mock:DIR relaxes them by itself.)
+const notEnclave = "--insecure-dev"
 
 func TestMain(m *testing.M) {
 	fusetest.RunHelperIfRequested(map[string]fusetest.Factory{
@@ -201,7 +202,7 @@ func start(t testing.TB, rootPEM string, argv ...string) *daemon {
 func startMock(t testing.TB, faults string, args ...string) *daemon {
 	t.Helper()
 	dir := mockDir(t, faults)
-	argv := append(append([]string{attestdBin, "--nsm", "mock:" + dir}, notEnclave...), args...)
+	argv := append([]string{attestdBin, "--nsm", "mock:" + dir}, args...)
 	return start(t, filepath.Join(dir, "root.pem"), argv...)
 }
 
@@ -270,7 +271,8 @@ func TestSoftwareNSMEndToEnd(t *testing.T) {
 		!strings.Contains(desc.Entropy.Source, "software NSM") || desc.Keys[0].Algorithm != "HPKE KEM 0x0020 (DHKEM(X25519, HKDF-SHA256))" {
 		t.Errorf("describe: %+v", desc)
 	}
-	// The binary reports what its gates read on this host and which flags relaxed them.
+	// The binary reports what its gates read on this host and that the
+	// software NSM relaxed the host gates, with no flag.
 	if p := desc.Platform; p.KernelRelease == "" || !slices.Equal(p.Relaxed, []string{"kernel", "clocksource", "hwrng"}) {
 		t.Errorf("describe platform: %+v", p)
 	}
@@ -281,20 +283,31 @@ func TestSoftwareNSMEndToEnd(t *testing.T) {
 	if err := d.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
-	for _, want := range []string{`"msg":"kernel random pool not touched"`, `"msg":"INSECURE: the active hwrng is not the NSM`, `"msg":"attestd stopped"`} {
+	for _, want := range []string{`"msg":"kernel random pool not touched"`, `"msg":"INSECURE: development mode (--nsm mock:DIR)`, `"msg":"attestd stopped"`} {
 		if !strings.Contains(d.log.String(), want) {
 			t.Errorf("log lacks %s", want)
 		}
 	}
+	if n := strings.Count(d.log.String(), "INSECURE"); n != 1 {
+		t.Errorf("%d INSECURE warnings, want one:\n%s", n, d.log)
+	}
 }
 
+// TestFailsClosedWithoutNSMHWRNG: on a device (here the FUSE mock at
+// /dev/nsm), the hwrng gate fails closed unless relaxed. (The software NSM
+// relaxes it by itself: TestSoftwareNSMEndToEnd.)
 func TestFailsClosedWithoutNSMHWRNG(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(entropy.DefaultSysfsRoot, entropy.RNGCurrentPath)); err == nil && strings.TrimSpace(string(b)) == entropy.NSMHWRNG {
 		t.Skip("this host's hwrng is nsm-hwrng")
 	}
-	dir := mockDir(t, "")
+	fuseAvailable(t)
+	state := filepath.Join(t.TempDir(), "state")
+	if out, err := exec.Command(nsmMockBin, "init", "--dir", state).CombinedOutput(); err != nil {
+		t.Fatalf("nsm-mock init: %v\n%s", err, out)
+	}
 	sd := sockDir(t)
-	cmd := exec.Command(attestdBin, "--nsm", "mock:"+dir, "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l",
+	cmd := exec.Command("bash", "../../scripts/nsm-run.sh", "--dir", state, "--nsm-mock", nsmMockBin, "--",
+		attestdBin, "--nsm", "/dev/nsm", "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l",
 		"--insecure-skip-kernel-check", "--insecure-skip-clocksource-check")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -329,9 +342,10 @@ func TestFailsClosedOnPlatform(t *testing.T) {
 	if want == nil {
 		t.Skip("this host passes the kernel and clock-source gates")
 	}
-	dir := mockDir(t, "")
+	// A device path (absent here: the gates come first); the software NSM
+	// would relax the gates by itself.
 	sd := sockDir(t)
-	cmd := exec.Command(attestdBin, "--nsm", "mock:"+dir, "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l",
+	cmd := exec.Command(attestdBin, "--nsm", filepath.Join(sd, "nsm"), "--listen", "unix://"+sd+"/p", "--local", "unix://"+sd+"/l",
 		"--insecure-skip-hwrng-check")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -363,8 +377,8 @@ func TestDebugEnclave(t *testing.T) {
 		t.Fatal(err)
 	}
 	sd := sockDir(t)
-	cmd := exec.Command(attestdBin, append([]string{"--nsm", "mock:" + dir, "--listen", "unix://" + sd + "/p",
-		"--local", "unix://" + sd + "/l", "--log-format", "json"}, notEnclave...)...)
+	cmd := exec.Command(attestdBin, "--nsm", "mock:"+dir, "--listen", "unix://"+sd+"/p",
+		"--local", "unix://"+sd+"/l", "--log-format", "json")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
@@ -383,7 +397,7 @@ func TestDebugEnclave(t *testing.T) {
 		t.Error("listening despite the failed not-debug check")
 	}
 
-	d := start(t, filepath.Join(dir, "root.pem"), append([]string{attestdBin, "--nsm", "mock:" + dir, "--insecure-skip-debug-check"}, notEnclave...)...)
+	d := start(t, filepath.Join(dir, "root.pem"), attestdBin, "--nsm", "mock:"+dir, "--insecure-skip-debug-check")
 	if !strings.Contains(d.log.String(), `msg="INSECURE: the not-debug self-check failed and is skipped (development only)`) {
 		t.Errorf("no INSECURE warning:\n%s", d.log)
 	}
@@ -577,7 +591,7 @@ func TestFUSEDeviceEndToEnd(t *testing.T) {
 		t.Fatalf("nsm-mock init: %v\n%s", err, out)
 	}
 	d := start(t, filepath.Join(state, "root.pem"), "bash", "../../scripts/nsm-run.sh", "--dir", state,
-		"--nsm-mock", nsmMockBin, "--", attestdBin, "--nsm", "/dev/nsm", notEnclave[0], notEnclave[1], notEnclave[2])
+		"--nsm-mock", nsmMockBin, "--", attestdBin, "--nsm", "/dev/nsm", notEnclave)
 	c := d.client(t, d.parent)
 	for _, key := range []string{"hpke", "rsa"} {
 		d.attest(t, c, key)
@@ -620,7 +634,7 @@ func BenchmarkAttestFUSE(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer direct.Close()
-	d := start(b, filepath.Join(state, "root.pem"), append([]string{attestdBin, "--nsm", dev.Path}, notEnclave...)...)
+	d := start(b, filepath.Join(state, "root.pem"), attestdBin, "--nsm", dev.Path, notEnclave)
 	c := d.client(b, d.parent)
 	ctx := context.Background()
 	desc, err := c.Describe(ctx)

@@ -5,6 +5,7 @@ package main
 // and a fixed kernel release, never the host.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,22 @@ func TestGateFlags(t *testing.T) {
 			}
 		}
 	}
+	// The software NSM and --insecure-dev relax the three host gates
+	// together; the debug gate stays.
+	for _, args := range [][]string{{"--nsm", "mock:/tmp/m"}, {"--insecure-dev"}, {"--nsm", "/dev/nsm", "--insecure-dev"}} {
+		o, _, err := parseFlags(args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for flag, on := range gates {
+			if on(o) != (flag != "--insecure-skip-debug-check") {
+				t.Errorf("%v: %s is %v", args, flag, on(o))
+			}
+		}
+		if !o.platform.QuietSkips || o.devMode == "" {
+			t.Errorf("%v: devMode %q, QuietSkips %v", args, o.devMode, o.platform.QuietSkips)
+		}
+	}
 	if _, _, err := parseFlags([]string{"--insecure-skip-kernel-check=maybe"}, io.Discard); !errors.As(err, new(usageError)) {
 		t.Errorf("--insecure-skip-kernel-check=maybe: %v, want a usage error", err)
 	}
@@ -72,21 +89,29 @@ func clockSysfs(t *testing.T, cs string) string {
 func TestServeChecksPlatformFirst(t *testing.T) {
 	kvm, tsc := clockSysfs(t, "kvm-clock"), clockSysfs(t, "tsc")
 	noNSM := filepath.Join(t.TempDir(), "nsm")
+	noMock := filepath.Join(t.TempDir(), "mock")
 	for _, c := range []struct {
-		name    string
-		flags   []string
-		release string
-		sysfs   string
-		wantErr any    // **platform.KernelError, **platform.ClockSourceError, or nil: the NSM open fails
-		wantLog string // in the log, if set
+		name     string
+		flags    []string
+		release  string
+		sysfs    string
+		wantErr  any    // **platform.KernelError, **platform.ClockSourceError, or nil: the NSM open fails
+		wantLog  string // in the log, if set
+		wantNSM  string // the NSM open error, when the gates pass (default: open NSM noNSM)
+		insecure int    // INSECURE warnings logged
 	}{
 		{name: "old kernel", release: "5.10.0-27-amd64", sysfs: kvm, wantErr: new(*platform.KernelError)},
 		{name: "malformed release", release: "5.17", sysfs: kvm, wantErr: new(*platform.KernelError)},
 		{name: "tsc", release: "6.1.0-27-amd64", sysfs: tsc, wantErr: new(*platform.ClockSourceError)},
 		{name: "old kernel relaxed, tsc not", flags: []string{"--insecure-skip-kernel-check"}, release: "5.10.0", sysfs: tsc,
-			wantErr: new(*platform.ClockSourceError), wantLog: `"msg":"INSECURE: the kernel check failed and is skipped (development only)"`},
+			wantErr: new(*platform.ClockSourceError), wantLog: `"msg":"INSECURE: the kernel check failed and is skipped (development only)"`, insecure: 1},
 		{name: "both relaxed", flags: []string{"--insecure-skip-kernel-check", "--insecure-skip-clocksource-check"}, release: "5.10.0", sysfs: tsc,
-			wantLog: `"msg":"INSECURE: the clock source check failed and is skipped (development only)","component":"platform","error":"platform: clock source is \"tsc\", want \"kvm-clock\"`},
+			wantLog: `"msg":"INSECURE: the clock source check failed and is skipped (development only)","component":"platform","error":"platform: clock source is \"tsc\", want \"kvm-clock\"`, insecure: 2},
+		// Development modes relax both at once, with one INSECURE warning.
+		{name: "--insecure-dev", flags: []string{"--insecure-dev"}, release: "5.10.0", sysfs: tsc, insecure: 1,
+			wantLog: `"msg":"the clock source check failed and is relaxed (development mode)","component":"platform","error":"platform: clock source is \"tsc\", want \"kvm-clock\"`},
+		{name: "software NSM", flags: []string{"--nsm", "mock:" + noMock}, release: "5.10.0", sysfs: tsc, insecure: 1,
+			wantNSM: noMock, wantLog: `"msg":"INSECURE: development mode (--nsm mock:DIR): the host gates kernel, clocksource and hwrng are relaxed; do not trust this agent in production; documents are signed by the mock PKI, not AWS"`},
 		{name: "both pass", release: "6.6.38", sysfs: kvm, wantLog: `"msg":"clock source checked","component":"platform","clocksource":"kvm-clock"`},
 	} {
 		args := append([]string{"--nsm", noNSM, "--listen", "unix:///nonexistent/p", "--local", ""}, c.flags...)
@@ -103,8 +128,11 @@ func TestServeChecksPlatformFirst(t *testing.T) {
 			if !errors.As(err, c.wantErr) {
 				t.Errorf("%s: err = %v, want %T", c.name, err, c.wantErr)
 			}
-		} else if err == nil || !strings.Contains(err.Error(), "open NSM "+noNSM) {
+		} else if want := cmp.Or(c.wantNSM, "open NSM "+noNSM); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want the NSM open to fail (the gates passed)", c.name, err)
+		}
+		if n := strings.Count(logs.String(), "INSECURE"); n != c.insecure {
+			t.Errorf("%s: %d INSECURE warnings, want %d:\n%s", c.name, n, c.insecure, logs)
 		}
 		if c.wantLog != "" && !strings.Contains(logs.String(), c.wantLog) {
 			t.Errorf("%s: log lacks %s:\n%s", c.name, c.wantLog, logs)

@@ -69,6 +69,10 @@ type options struct {
 	hpkeKEM      string
 	skipHWRNG    bool
 	skipDebug    bool
+	// devMode names what relaxed the three host gates together (hwrng,
+	// kernel, clock source): "--nsm mock:DIR" or "--insecure-dev"; "" when
+	// only individual --insecure-skip-*-check flags (if any) relax them.
+	devMode string
 	// platform configures the kernel and clock-source gates: its Skip
 	// fields come from flags; the zero rest checks this host (tests set a
 	// fake sysfs root and kernel release).
@@ -104,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	fs.BoolVar(&o.skipHWRNG, "insecure-skip-hwrng-check", false, "start even if the active hwrng is not nsm-hwrng (development only; logged as a warning)")
 	fs.BoolVar(&o.platform.SkipKernelCheck, "insecure-skip-kernel-check", false, "start even if the kernel is older than "+platform.MinKernel.String()+" (development, or a stable-series kernel you vetted; logged as a warning)")
 	fs.BoolVar(&o.platform.SkipClockSourceCheck, "insecure-skip-clocksource-check", false, "start even if the clock source is not the hypervisor's, kvm-clock (arch_sys_counter on arm64) (development only; logged as a warning)")
+	insecureDev := fs.Bool("insecure-dev", false, "development outside an enclave: relax the three host gates (hwrng, kernel, clock source) together; --nsm mock:DIR implies it (logged as one INSECURE warning; the debug gate stays)")
 	fs.BoolVar(&o.skipDebug, "insecure-skip-debug-check", false, "start even in a debug-mode enclave (PCR0 all zeros or not locked), whose documents prove nothing (development only; logged as a warning)")
 	fs.DurationVar(&o.reseed, "reseed-interval", entropy.DefaultReseedInterval, "how often to reseed the kernel pool from the NSM")
 	fs.IntVar(&o.maxConns, "max-conns", vsockrpc.DefaultMaxConns, "maximum parent connections")
@@ -120,6 +125,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, bool, error) {
 	}
 	if *showVersion {
 		return o, true, nil
+	}
+	// The software NSM is development by definition, and so is a mock device
+	// under --insecure-dev: neither runs in an enclave, so the host gates
+	// cannot pass there. Relax them together; the debug gate stays, since
+	// a debug-mode (mock) enclave's documents must still be refused.
+	switch {
+	case strings.HasPrefix(o.nsmPath, mockPrefix):
+		o.devMode = "--nsm mock:DIR"
+	case *insecureDev:
+		o.devMode = "--insecure-dev"
+	}
+	if o.devMode != "" {
+		o.skipHWRNG, o.platform.SkipKernelCheck, o.platform.SkipClockSourceCheck = true, true, true
+		o.platform.QuietSkips = true
 	}
 	switch {
 	case *userDataHex != "" && *userDataFile != "":
@@ -245,6 +264,14 @@ func hint(err error) string {
 
 // serve runs the start-up sequence, serves until ctx ends, then drains.
 func serve(ctx context.Context, o *options, log *slog.Logger) error {
+	if o.devMode != "" { // the one warning for the gates relaxed together
+		msg := "INSECURE: development mode (" + o.devMode + "): the host gates kernel, clocksource and hwrng are relaxed; do not trust this agent in production"
+		if strings.HasPrefix(o.nsmPath, mockPrefix) {
+			msg += "; documents are signed by the mock PKI, not AWS"
+		}
+		log.Warn(msg)
+	}
+
 	// 1. The platform: kernel version and clock source, before anything is opened.
 	pcfg := o.platform
 	pcfg.Logger = log
@@ -262,10 +289,10 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ecfg := entropy.Config{SkipHWRNGCheck: o.skipHWRNG, ReseedInterval: o.reseed}
+	ecfg := entropy.Config{SkipHWRNGCheck: o.skipHWRNG, QuietSkips: o.platform.QuietSkips, ReseedInterval: o.reseed}
 	if mock {
 		ecfg.NoSinkReason = "software NSM (--nsm mock:DIR): its random bytes come from this host's own getrandom"
-		log.Warn("running on the software NSM: documents are signed by the mock PKI, not AWS; the kernel random pool is not touched")
+		log.Info("running on the software NSM: documents are signed by the mock PKI, not AWS; the kernel random pool is not touched")
 	} else {
 		ecfg.Sink = entropy.KernelPool{}
 	}

@@ -62,6 +62,11 @@ func malformed(off int, format string, args ...any) error {
 	return &Error{Kind: ErrMalformed, Off: off, Msg: fmt.Sprintf(format, args...)}
 }
 
+// truncated reports a string of n bytes with only left bytes after its head (the data, not counting the head).
+func truncated(off int, major byte, n uint64, left int) error {
+	return malformed(off, "truncated %s: needs %d bytes, %d left", MajorName(major), n, left)
+}
+
 // majorNames names the major types in errors.
 var majorNames = [8]string{"unsigned integer", "negative integer", "byte string", "text string", "array", "map",
 	"tag", "simple value or float"}
@@ -182,9 +187,9 @@ func (r *Reader) str(major byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > uint64(len(r.b)-r.off) {
+	if left := len(r.b) - r.off; n > uint64(left) {
 		r.off = start
-		return nil, malformed(start, "%s of %d bytes with %d left", MajorName(major), n, len(r.b)-r.off)
+		return nil, truncated(start, major, n, left)
 	}
 	s := r.b[r.off : r.off+int(n) : r.off+int(n)]
 	r.off += int(n)
@@ -244,7 +249,7 @@ func (r *Reader) skip(depth int) error {
 	switch major {
 	case Bytes, Text:
 		if arg > uint64(len(r.b)-r.off) {
-			return malformed(start, "%s of %d bytes with %d left", MajorName(major), arg, len(r.b)-r.off)
+			return truncated(start, major, arg, len(r.b)-r.off)
 		}
 		r.off += int(arg)
 	case Array, Map:
@@ -253,7 +258,7 @@ func (r *Reader) skip(depth int) error {
 			per = 2
 		}
 		if arg > uint64(len(r.b)-r.off)/per {
-			return malformed(start, "%s of %d items with %d bytes left", MajorName(major), arg, len(r.b)-r.off)
+			return malformed(start, "truncated %s: %d items cannot fit in the %d bytes left", MajorName(major), arg, len(r.b)-r.off)
 		}
 		for i := uint64(0); i < arg*per; i++ {
 			if err := r.skip(depth - 1); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 
 	fxcbor "github.com/fxamacker/cbor/v2"
@@ -154,6 +155,29 @@ func TestStringRejects(t *testing.T) {
 		if !errors.As(err, &e) || e.Off != 0 {
 			t.Errorf("%s: %#v is not an *Error at offset 0", c.in, err)
 		}
+	}
+}
+
+// TestTruncatedCounts: a string cut short reports the bytes it needs and the
+// bytes left after its head, not counting the head ("needs 96, 95 left" for a
+// 96-byte string cut by one byte), through Bytes, Text and Skip alike.
+func TestTruncatedCounts(t *testing.T) {
+	in := append([]byte{0x58, 0x60}, make([]byte, 95)...)
+	const want = "truncated byte string: needs 96 bytes, 95 left at offset 0"
+	r := NewReader(in)
+	if _, err := r.Bytes(); err == nil || err.Error() != want {
+		t.Errorf("Bytes: %v, want %q", err, want)
+	}
+	if _, err := r.Skip(1); err == nil || err.Error() != want {
+		t.Errorf("Skip: %v, want %q", err, want)
+	}
+	r = NewReader(unhex(t, "6461"))
+	if _, err := r.Text(); err == nil || err.Error() != "truncated text string: needs 4 bytes, 1 left at offset 0" {
+		t.Errorf("Text: %v", err)
+	}
+	r = NewReader(unhex(t, "8300"))
+	if _, err := r.Skip(2); err == nil || !strings.Contains(err.Error(), "3 items cannot fit in the 1 bytes left") {
+		t.Errorf("Skip(array): %v", err)
 	}
 }
 
