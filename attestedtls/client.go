@@ -413,3 +413,12 @@ func (dc *docCache) add(key [32]byte, e cacheEntry, now time.Time) {
 	}
 	dc.entries[key] = e
 }
+
+// Document returns the verified document of a connection made with this
+// Client (from the cache the handshake filled, or verified again).
+func (c *Client) Document(cs *tls.ConnectionState) (*attestation.Document, error) {
+	if !cs.HandshakeComplete {
+		return nil, fmt.Errorf("%w: the handshake is not complete", ErrCertificate)
+	}
+	return c.verify(cs, "", "")
+}
