@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine that has Go:
-# gcc (the race detector needs cgo), shellcheck, and a pinned staticcheck.
+# gcc (the race detector needs cgo), shellcheck, openssl (attested TLS tests) and a
+# pinned staticcheck.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" ]]; then
   echo "usage: STATICCHECK_VERSION=vX TOOLS=DIR $0"
-  echo "Installs gcc and shellcheck with apt-get when missing, and staticcheck into DIR."
+  echo "Installs gcc, shellcheck and openssl with apt-get when missing, and staticcheck into DIR."
   exit 0
 fi
 
@@ -15,6 +16,7 @@ fi
 missing=()
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl) # attestedtls tests: s_client, x509
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
