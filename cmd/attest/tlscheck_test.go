@@ -2,10 +2,25 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
 	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/attestd/attestd/agent"
+	"github.com/attestd/attestd/attestedtls"
+	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/nsm"
+	"github.com/attestd/attestd/vsockrpc"
 )
 
 // TestTLSCheckUsage: what cannot be an attested TLS check is a usage error
@@ -43,5 +58,108 @@ func TestTLSCheckUsage(t *testing.T) {
 	}
 	if err := json.Unmarshal(out.Bytes(), &j); err != nil || j.Error.Check != checkConnect {
 		t.Fatalf("--json error %q: %v", out.String(), err)
+	}
+}
+
+// agentTLSKey adapts the agent to attestedtls.Attester.
+type agentTLSKey struct{ a *agent.Agent }
+
+func (g agentTLSKey) AttestTLSKey(ctx context.Context, spki, nonce []byte) ([]byte, error) {
+	r, err := g.a.AttestTLSKey(ctx, vsockrpc.TLSKeyRequest{PublicKey: spki, Nonce: nonce})
+	if err != nil {
+		return nil, err
+	}
+	return r.Document, nil
+}
+
+// TestTLSCheckVerifies: tls-check against an attested server on the
+// software NSM: exit 0 with the PCRs pinned (text and --json, with and
+// without --bind-session), exit 1 naming the pcr-policy check with another
+// PCR0.
+func TestTLSCheckVerifies(t *testing.T) {
+	dir := t.TempDir()
+	mockDir := filepath.Join(dir, "mock")
+	if err := mocknsm.Init(mockDir, mocknsm.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mocknsm.Open(mockDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(context.Background(), agent.Config{
+		NSM: sess,
+		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: dir, SkipHWRNGCheck: true,
+			Ready: func() error { return nil }},
+		GenerateKeys: func(c keys.Config) (*keys.Set, error) {
+			fetchKeysOnce.Do(func() { fetchKeys, fetchKeysErr = keys.Generate(c) })
+			return fetchKeys, fetchKeysErr
+		},
+		Mock:   true,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv, err := attestedtls.NewServer(context.Background(), attestedtls.ServerConfig{
+		Attester: agentTLSKey{a}, Hosts: []string{"127.0.0.1"}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), TLSConfig: srv.TLSConfig(), ErrorLog: log.New(io.Discard, "", 0)}
+	go hs.ServeTLS(l, "", "")
+	defer hs.Close()
+	d, err := a.Describe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "https://" + l.Addr().String()
+	flags := []string{"--root", filepath.Join(mockDir, "root.pem")}
+	for _, i := range []uint16{0, 1, 2} {
+		flags = append(flags, "--pcr", fmt.Sprintf("%d=%x", i, d.PCRs[i]))
+	}
+	tlsCheck := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(append([]string{"tls-check"}, args...), &out, &errb); code != want {
+			t.Fatalf("tls-check %q: exit %d, want %d\n%s%s", args, code, want, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	out := tlsCheck(0, append([]string{url}, flags...)...)
+	if !strings.Contains(out, "attested TLS server verified") || !strings.Contains(out, "session      not bound") {
+		t.Fatalf("output:\n%s", out)
+	}
+	out = tlsCheck(0, append([]string{url, "--bind-session", "--json"}, flags...)...)
+	var j struct {
+		SessionBinding bool `json:"session_binding"`
+		Certificate    struct {
+			SPKI string `json:"spki"`
+		} `json:"certificate"`
+		Document struct {
+			PublicKey string `json:"public_key"`
+			Nonce     string `json:"nonce"`
+		} `json:"document"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil || !j.SessionBinding || j.Document.PublicKey != j.Certificate.SPKI ||
+		j.Document.PublicKey != fmt.Sprintf("%x", srv.PublicKey()) || len(j.Document.Nonce) != 64 {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	wrong := append([]string{url, "--json"}, flags...)
+	wrong[len(wrong)-1] = "2=" + strings.Repeat("00", 47) + "01"
+	out = tlsCheck(1, wrong...)
+	var e struct {
+		Error struct{ Check string } `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &e); err != nil || e.Error.Check != "pcr-policy" {
+		t.Fatalf("wrong PCR2: %v %s", err, out)
 	}
 }
