@@ -10,16 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/attestedtls"
-	"github.com/attestd/attestd/entropy"
-	"github.com/attestd/attestd/keys"
-	"github.com/attestd/attestd/mocknsm"
-	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -77,36 +72,9 @@ func (g agentTLSKey) AttestTLSKey(ctx context.Context, spki, nonce []byte) ([]by
 // without --bind-session), exit 1 naming the pcr-policy check with another
 // PCR0.
 func TestTLSCheckVerifies(t *testing.T) {
-	dir := t.TempDir()
-	mockDir := filepath.Join(dir, "mock")
-	if err := mocknsm.Init(mockDir, mocknsm.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mocknsm.Open(mockDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(context.Background(), agent.Config{
-		NSM: sess,
-		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: dir, SkipHWRNGCheck: true,
-			Ready: func() error { return nil }},
-		GenerateKeys: func(c keys.Config) (*keys.Set, error) {
-			fetchKeysOnce.Do(func() { fetchKeys, fetchKeysErr = keys.Generate(c) })
-			return fetchKeys, fetchKeysErr
-		},
-		Mock:   true,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	ta := startFetchAgent(t, nil)
 	srv, err := attestedtls.NewServer(context.Background(), attestedtls.ServerConfig{
-		Attester: agentTLSKey{a}, Hosts: []string{"127.0.0.1"}, Logger: slog.New(slog.DiscardHandler)})
+		Attester: agentTLSKey{ta.agent}, Hosts: []string{"127.0.0.1"}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +85,10 @@ func TestTLSCheckVerifies(t *testing.T) {
 	hs := &http.Server{Handler: srv.Handler(), TLSConfig: srv.TLSConfig(), ErrorLog: log.New(io.Discard, "", 0)}
 	go hs.ServeTLS(l, "", "")
 	defer hs.Close()
-	d, err := a.Describe(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	url := "https://" + l.Addr().String()
-	flags := []string{"--root", filepath.Join(mockDir, "root.pem")}
+	flags := []string{"--root", ta.root}
 	for _, i := range []uint16{0, 1, 2} {
-		flags = append(flags, "--pcr", fmt.Sprintf("%d=%x", i, d.PCRs[i]))
+		flags = append(flags, "--pcr", fmt.Sprintf("%d=%x", i, ta.pcrs[i]))
 	}
 	tlsCheck := func(want int, args ...string) string {
 		t.Helper()
