@@ -12,7 +12,8 @@
 //
 // Threat model: the parent instance is hostile. Through Attest it chooses only
 // a bounded nonce and the name of one of the agent's own keys; public_key is
-// always an agent key and user_data only ever comes from inside the enclave
+// an agent key, or an in-enclave application's TLS key sent on the local API
+// (AttestTLSKey), and user_data only ever comes from inside the enclave
 // (SetUserData or AttestLocal on the local API, or the configured value).
 // NSM calls are bounded (a semaphore in front of the driver's serialisation)
 // and every NSM failure becomes a typed protocol error; the agent keeps serving.
