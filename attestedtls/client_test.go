@@ -197,6 +197,7 @@ func TestRefusals(t *testing.T) {
 		{"expired certificate", certWith(t, key, cmw, false, u.Timestamp),
 			func(c *ClientConfig) { c.Verify.MaxAge = time.Hour; c.Verify.Time = now.Add(6 * time.Minute) },
 			[]error{ErrCertificate}},
+		{"certificate outliving its document", certWith(t, key, cmw, false, u.Timestamp.Add(time.Minute)), nil, []error{ErrCertificate}},
 		{"no extension", certWith(t, key, nil, false, u.Timestamp), nil, []error{ErrNoEvidence}},
 		{"critical extension", certWith(t, key, cmw, true, u.Timestamp), nil, []error{ErrCriticalExtension}},
 		{"malformed record", certWith(t, key, badRecord, false, u.Timestamp), nil, []error{ErrEvidence}},
