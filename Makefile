@@ -9,7 +9,7 @@ FUZZTIME  ?= 10s
 # Static, reproducible binaries: no cgo, no paths, no VCS stamp, no build id.
 BUILD_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 
-.PHONY: all build test lint tools demo bench bench-verify bench-eif fuzz load repro clean
+.PHONY: all build test lint tools demo demo-tls bench bench-verify bench-eif fuzz load repro clean
 
 all: build
 
@@ -37,6 +37,9 @@ test: lint
 
 demo: build
 	./scripts/demo.sh
+
+demo-tls: build
+	./scripts/demo-tls.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

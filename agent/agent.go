@@ -12,7 +12,8 @@
 //
 // Threat model: the parent instance is hostile. Through Attest it chooses only
 // a bounded nonce and the name of one of the agent's own keys; public_key is
-// always an agent key and user_data only ever comes from inside the enclave
+// an agent key, or an in-enclave application's TLS key sent on the local API
+// (AttestTLSKey), and user_data only ever comes from inside the enclave
 // (SetUserData or AttestLocal on the local API, or the configured value).
 // NSM calls are bounded (a semaphore in front of the driver's serialisation)
 // and every NSM failure becomes a typed protocol error; the agent keeps serving.
@@ -322,13 +323,21 @@ func (a *Agent) AttestLocal(ctx context.Context, req vsockrpc.LocalAttestRequest
 	return a.attest(ctx, req.AttestRequest, ud)
 }
 
-func (a *Agent) attest(ctx context.Context, req vsockrpc.AttestRequest, userData []byte) (*vsockrpc.AttestResult, error) {
-	if req.Nonce != nil {
-		if n := len(req.Nonce); n > a.cfg.NonceMax {
-			return nil, vsockrpc.Errorf(vsockrpc.CodeNonceTooLarge, "nonce is %d bytes, maximum %d", n, a.cfg.NonceMax)
+// checkNonce checks a nonce the caller sent (nil: none) against the configured bounds.
+func (a *Agent) checkNonce(nonce []byte) error {
+	if nonce != nil {
+		if n := len(nonce); n > a.cfg.NonceMax {
+			return vsockrpc.Errorf(vsockrpc.CodeNonceTooLarge, "nonce is %d bytes, maximum %d", n, a.cfg.NonceMax)
 		} else if n < a.cfg.NonceMin {
-			return nil, vsockrpc.Errorf(vsockrpc.CodeBadRequest, "nonce is %d bytes, minimum %d", n, a.cfg.NonceMin)
+			return vsockrpc.Errorf(vsockrpc.CodeBadRequest, "nonce is %d bytes, minimum %d", n, a.cfg.NonceMin)
 		}
+	}
+	return nil
+}
+
+func (a *Agent) attest(ctx context.Context, req vsockrpc.AttestRequest, userData []byte) (*vsockrpc.AttestResult, error) {
+	if err := a.checkNonce(req.Nonce); err != nil {
+		return nil, err
 	}
 	k, err := a.keys.Get(req.Key)
 	if err != nil {

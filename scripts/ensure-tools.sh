@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine that has Go:
 # gcc (the race detector needs cgo), shellcheck, openssl (an independent CMS implementation the KMS
-# envelope tests check against), Debian's python3 with cbor2, cryptography and pycryptodome
-# (examples/secretstore; seal's interop tests), and a pinned staticcheck.
+# envelope tests check against; attested TLS tests: s_client, x509), Debian's python3 with cbor2,
+# cryptography and pycryptodome (examples/secretstore; seal's interop tests), and a pinned staticcheck.
 set -euo pipefail
 
 if [[ "${1:-}" == "--help" ]]; then

@@ -146,6 +146,7 @@ func LocalAPI(svc LocalService) *API {
 	}
 	a.addOpen(svc)
 	a.addKMS(svc)
+	a.addTLSKey(svc)
 	return a
 }
 

@@ -392,7 +392,7 @@ func TestProtocolDocExamples(t *testing.T) {
 	for _, body := range docFrames(t, sec) {
 		n++
 		if req, _, e := decodeRequest(body); e == nil {
-			p, e := ParentAPI(newFake()).methods[req.method].decode(req.params)
+			p, e := LocalAPI(newFake()).methods[req.method].decode(req.params)
 			if e != nil {
 				t.Fatalf("example %d: %v", n, e)
 			}
@@ -406,7 +406,7 @@ func TestProtocolDocExamples(t *testing.T) {
 			t.Fatalf("example %d is neither a request nor a response: %v", n, err)
 		}
 	}
-	if n != 5 {
-		t.Fatalf("found %d examples, want 5", n)
+	if n != 6 {
+		t.Fatalf("found %d examples, want 6", n)
 	}
 }

@@ -113,6 +113,10 @@ func checkBounds(t *testing.T, api *API, p any) {
 		if err := p.check(); err != nil {
 			t.Fatalf("kms_open params out of bounds: %v", err)
 		}
+	case tlsKeyParams:
+		if CheckTLSKey(p.PublicKey) != nil || len(p.Nonce) > MaxNonceSize || !nonEmpty(p.Nonce) {
+			t.Fatalf("attest_tls_key params out of bounds: %#v", p)
+		}
 	case noParams:
 	default:
 		t.Fatalf("unexpected params type %T", p)
@@ -170,6 +174,7 @@ var resultTypes = []func() resultDecoder{
 	func() resultDecoder { return &emptyResult{} },
 	func() resultDecoder { return &KMSRecipientResult{} },
 	func() resultDecoder { return &kmsOpenResult{} },
+	func() resultDecoder { return &TLSKeyResult{} },
 }
 
 // TestFuzzSeedsServed checks the valid seeds of the request corpus really are served: the

@@ -43,8 +43,9 @@ type LocalService interface {
 	ExtendPCR(ctx context.Context, index uint16, data []byte) ([]byte, error)
 	// LockPCR locks PCR index (MinUserPCR..MaxUserPCR).
 	LockPCR(ctx context.Context, index uint16) error
-	Opener       // open (open.go)
-	KMSRecipient // kms_recipient, kms_open (kms.go)
+	Opener         // open (open.go)
+	KMSRecipient   // kms_recipient, kms_open (kms.go)
+	TLSKeyAttester // attest_tls_key (tlskey.go)
 }
 
 // AttestRequest is the parent's attest request, already checked against the protocol bounds.

@@ -34,9 +34,10 @@ var (
 
 // testAgent is attestd in-process on the software NSM.
 type testAgent struct {
-	addr string // parent API
-	root string // mock root.pem
-	pcrs map[uint16][]byte
+	agent *agent.Agent
+	addr  string // parent API
+	root  string // mock root.pem
+	pcrs  map[uint16][]byte
 }
 
 // startFetchAgent serves the agent's parent API on a unix socket; wrap, if
@@ -94,7 +95,7 @@ func startFetchAgent(t testing.TB, wrap func(vsockrpc.ParentService) vsockrpc.Pa
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAgent{addr: addr, root: filepath.Join(mockDir, "root.pem"), pcrs: d.PCRs}
+	return &testAgent{agent: a, addr: addr, root: filepath.Join(mockDir, "root.pem"), pcrs: d.PCRs}
 }
 
 func fetch(t *testing.T, want int, args ...string) (stdout, stderr string) {
