@@ -155,8 +155,8 @@ func TestKMSDocExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sec, _ := strings.Cut(string(doc), "### 5.8 `kms_recipient`")
-	sec, _, _ = strings.Cut(sec, "\n## ")
+	_, sec, _ := strings.Cut(string(doc), "### 5.9 `kms_recipient`")
+	sec, _, _ = strings.Cut(sec, "\n### 5.11 ") // kms_recipient and kms_open: sections 5.9 and 5.10
 	frames := docFrames(t, sec)
 	if len(frames) != 3 {
 		t.Fatalf("found %d example frames, want 3", len(frames))

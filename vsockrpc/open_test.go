@@ -315,7 +315,7 @@ func TestProtocolDocOpenExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, sec, _ := strings.Cut(string(doc), "### 5.8 `open`")
-	sec, _, _ = strings.Cut(sec, "\n## ")
+	sec, _, _ = strings.Cut(sec, "\n### 5.9 ")
 	hexLine := regexp.MustCompile(`^([0-9a-f]{2,}(?: [0-9a-f]{2,})*)(?:\s{2,}.*)?$`)
 	blocks := strings.Split(sec, "```")
 	var frames [][]byte
