@@ -443,6 +443,10 @@ func (s *Server) readFrame(c *serverConn) (body []byte, pooled *[]byte, e *Error
 // garbage collection than the request's own socket crossing.
 var bodyBufs sync.Pool
 
+// poisonReleasedBodies makes putBody clear each buffer it takes back. The package's tests set it,
+// so that a request still reading its body after release fails every test that reaches it.
+var poisonReleasedBodies bool
+
 // getBody returns a buffer of at least size bytes from bodyBufs, or a new one.
 func getBody(size int) *[]byte {
 	if b, ok := bodyBufs.Get().(*[]byte); ok && cap(*b) >= size {
@@ -455,6 +459,9 @@ func getBody(size int) *[]byte {
 // putBody returns b to bodyBufs unless it is larger than any default limit needs: a rare request
 // under a raised limit does not keep a huge buffer alive.
 func putBody(b *[]byte) {
+	if poisonReleasedBodies {
+		clear((*b)[:cap(*b)])
+	}
 	if cap(*b) <= DefaultLocalMaxRequestSize {
 		bodyBufs.Put(b)
 	}
