@@ -71,12 +71,16 @@ type kmsState struct {
 	handles map[string]*kmsHandle
 	pending int // kms_recipient calls holding a slot but not yet a handle
 	closed  bool
+	// sweeper drops expired handles' keys even if no call comes. One timer for all handles, armed
+	// for the earliest expiry while any is outstanding: a timer per handle would be set and
+	// stopped on every request, and setting a timer can wake the runtime's poller on another CPU.
+	sweeper *time.Timer
+	armed   bool // sweeper is set to fire
 }
 
 type kmsHandle struct {
 	key     *keys.RecipientKey
 	expires time.Time
-	timer   *time.Timer // drops the key at expiry even if no call comes
 }
 
 // start validates cfg and starts the key pool. Call it only once the kernel pool is NSM-seeded.
@@ -99,10 +103,48 @@ func (k *kmsState) stop() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.closed = true
+	if k.sweeper != nil {
+		k.sweeper.Stop()
+	}
 	for id, h := range k.handles {
-		h.timer.Stop()
-		h.key.Destroy()
-		delete(k.handles, id)
+		k.dropLocked(id, h)
+	}
+}
+
+// armLocked makes sure the sweeper will run by the time the handle expiring at exp has expired.
+func (k *kmsState) armLocked(exp time.Time) {
+	if k.armed {
+		return // set for an earlier or equal expiry: HandleTTL is the same for every handle
+	}
+	k.armed = true
+	d := exp.Sub(k.cfg.Now())
+	if k.sweeper == nil {
+		k.sweeper = time.AfterFunc(d, k.sweep)
+	} else {
+		k.sweeper.Reset(d)
+	}
+}
+
+// sweep drops the handles that have expired and sets the sweeper again for the earliest of the
+// rest.
+func (k *kmsState) sweep() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.armed = false
+	if k.closed {
+		return
+	}
+	now := k.cfg.Now()
+	var next time.Time
+	for id, h := range k.handles {
+		if !now.Before(h.expires) {
+			k.dropLocked(id, h)
+		} else if next.IsZero() || h.expires.Before(next) {
+			next = h.expires
+		}
+	}
+	if !next.IsZero() {
+		k.armLocked(next)
 	}
 }
 
@@ -127,7 +169,6 @@ func (k *kmsState) reserve() error {
 }
 
 func (k *kmsState) dropLocked(id string, h *kmsHandle) {
-	h.timer.Stop()
 	h.key.Destroy()
 	delete(k.handles, id)
 }
@@ -141,7 +182,6 @@ func (k *kmsState) take(id []byte) *keys.RecipientKey {
 	if h == nil {
 		return nil
 	}
-	h.timer.Stop()
 	delete(k.handles, string(id))
 	if !k.cfg.Now().Before(h.expires) {
 		h.key.Destroy()
@@ -198,17 +238,9 @@ func (a *Agent) NewKMSRecipient(ctx context.Context) (*vsockrpc.KMSRecipientResu
 		key.Destroy()
 		return nil, vsockrpc.Errorf(vsockrpc.CodeShuttingDown, "the agent is closing")
 	}
-	k.handles[id] = &kmsHandle{
-		key:     key,
-		expires: k.cfg.Now().Add(k.cfg.HandleTTL),
-		timer: time.AfterFunc(k.cfg.HandleTTL, func() {
-			k.mu.Lock()
-			if h := k.handles[id]; h != nil && h.key == key {
-				k.dropLocked(id, h)
-			}
-			k.mu.Unlock()
-		}),
-	}
+	exp := k.cfg.Now().Add(k.cfg.HandleTTL)
+	k.handles[id] = &kmsHandle{key: key, expires: exp}
+	k.armLocked(exp)
 	return &vsockrpc.KMSRecipientResult{Document: doc, PublicKey: spki, Handle: handle}, nil
 }
 

@@ -31,7 +31,6 @@ func benchKMSStack(b *testing.B) (*stack, *rsa.PrivateKey) {
 	return s, key
 }
 
-
 // BenchmarkKMSOpen compares kms_open over the local socket (client encode, unix socket, server
 // decode, handle lookup, kmsenvelope.Open: strict parse, key id, RSA-OAEP, AES-256-CBC, padding,
 // and back) with the bare cryptography in process on the same envelope and key: rsa.DecryptOAEP

@@ -198,6 +198,35 @@ func TestKMSHandleExpiry(t *testing.T) {
 	}
 }
 
+// TestKMSHandleSweep: on the real clock, unused handles are dropped and their keys destroyed at
+// expiry with no call to prompt it, the second one by the sweeper set again after the first.
+func TestKMSHandleSweep(t *testing.T) {
+	const ttl = 100 * time.Millisecond
+	a, _, _ := newTestAgent(t, func(c *Config) { c.KMS = KMSConfig{HandleTTL: ttl} })
+	ctx := context.Background()
+	var held []*keys.RecipientKey
+	for range 2 {
+		r, err := a.NewKMSRecipient(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.kms.mu.Lock()
+		held = append(held, a.kms.handles[string(r.Handle)].key)
+		a.kms.mu.Unlock()
+		time.Sleep(ttl / 2) // the second expires after the sweeper's first run
+	}
+	for deadline := time.Now().Add(10 * time.Second); outstanding(a) != 0; time.Sleep(ttl / 4) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handles still outstanding 10 s after they expired", outstanding(a))
+		}
+	}
+	for i, k := range held {
+		if _, err := k.Open(build(t, k.PublicKey(), []byte("x"))); !errors.Is(err, kmsenvelope.ErrOpen) {
+			t.Errorf("key %d after the sweep: %v", i, err)
+		}
+	}
+}
+
 func outstanding(a *Agent) int {
 	a.kms.mu.Lock()
 	defer a.kms.mu.Unlock()
