@@ -38,6 +38,7 @@ type testAgent struct {
 	addr  string // parent API
 	root  string // mock root.pem
 	pcrs  map[uint16][]byte
+	mock  *mocknsm.NSM // its software NSM, for fault injection
 }
 
 // startFetchAgent serves the agent's parent API on a unix socket; wrap, if
@@ -95,7 +96,7 @@ func startFetchAgent(t testing.TB, wrap func(vsockrpc.ParentService) vsockrpc.Pa
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAgent{agent: a, addr: addr, root: filepath.Join(mockDir, "root.pem"), pcrs: d.PCRs}
+	return &testAgent{agent: a, addr: addr, root: filepath.Join(mockDir, "root.pem"), pcrs: d.PCRs, mock: m}
 }
 
 func fetch(t *testing.T, want int, args ...string) (stdout, stderr string) {
