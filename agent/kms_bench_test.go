@@ -31,16 +31,6 @@ func benchKMSStack(b *testing.B) (*stack, *rsa.PrivateKey) {
 	return s, key
 }
 
-// timedArm returns f wrapped to add its wall time to *wall and the process's CPU time to *cpu.
-func timedArm(b *testing.B, wall, cpu *time.Duration, f func()) func() {
-	return func() {
-		c0 := cpuTime(b)
-		t0 := time.Now()
-		f()
-		*wall += time.Since(t0)
-		*cpu += cpuTime(b) - c0
-	}
-}
 
 // BenchmarkKMSOpen compares kms_open over the local socket (client encode, unix socket, server
 // decode, handle lookup, kmsenvelope.Open: strict parse, key id, RSA-OAEP, AES-256-CBC, padding,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/attestd/attestd/keys"
@@ -364,4 +365,35 @@ func TestProtocolDocOpenExamples(t *testing.T) {
 	if err != nil || perr == nil || *perr != *ErrOpenFailed {
 		t.Fatalf("error example: %v %v", err, perr)
 	}
+}
+
+// TestLargeRequestBodies sends large open requests (bodies that do not fit a connection's read
+// buffer and so come from the server's pool) of shrinking sizes and different contents, on several
+// connections at once: each must open to its own plaintext, whatever buffer served the one before.
+func TestLargeRequestBodies(t *testing.T) {
+	f := newFake()
+	_, addr := startUnix(t, LocalAPI(f), Limits{})
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for conn := range 4 {
+		c := dialT(t, addr)
+		envs := make([][]byte, 0, 4)
+		pts := make([][]byte, 0, 4)
+		for i, n := range []int{seal.MaxPlaintext, 40 << 10, 2 << 10, 300} {
+			pt := bytes.Repeat([]byte{byte(16*conn + i)}, n)
+			pts, envs = append(pts, pt), append(envs, sealHPKE(t, nil, pt))
+		}
+		wg.Go(func() {
+			for round := range 3 {
+				for i, env := range envs {
+					r, err := c.Open(ctx, OpenRequest{Key: keys.HPKE, Ciphertext: env})
+					if err != nil || !bytes.Equal(r.Plaintext, pts[i]) {
+						t.Errorf("connection %d round %d request %d: %v", conn, round, i, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -320,10 +320,15 @@ func (s *Server) serveConn(c *serverConn) {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
-	consumed := 0 // bytes of the last request still in c.br: its params alias them until answered
+	consumed := 0   // bytes of the last request still in c.br: its params alias them until answered
+	var big *[]byte // the last request's body when it did not fit c.br: likewise, until answered
 	for {
 		c.br.Discard(consumed)
 		consumed = 0
+		if big != nil {
+			putBody(big)
+			big = nil
+		}
 		if !s.setIdle(c) {
 			return
 		}
@@ -340,15 +345,16 @@ func (s *Server) serveConn(c *serverConn) {
 		if !frameBuffered(c.br) {
 			arm(&c.readBy, c.nc.SetReadDeadline, s.lim.ReadTimeout)
 		}
-		body, inPlace, rerr := s.readFrame(c)
+		body, pooled, rerr := s.readFrame(c)
 		if rerr != nil {
 			s.debug(c, "vsockrpc: bad frame", "err", rerr)
 			s.fail(c, rerr)
 			return
 		}
-		if inPlace {
+		if pooled == nil {
 			consumed = len(body)
 		}
+		big = pooled
 		req, idKnown, e := decodeRequest(body)
 		if e != nil {
 			s.debug(c, "vsockrpc: bad request", "err", e, "id_known", idKnown)
@@ -405,29 +411,60 @@ func frameBuffered(br *bufio.Reader) bool {
 
 // readFrame reads a frame whose first byte is buffered in c.br. A body that fits c.br's buffer is
 // returned in place (inPlace): the caller discards it from c.br once the request is answered.
-func (s *Server) readFrame(c *serverConn) (body []byte, inPlace bool, e *Error) {
+func (s *Server) readFrame(c *serverConn) (body []byte, pooled *[]byte, e *Error) {
 	hdr, err := c.br.Peek(4)
 	if err != nil {
-		return nil, false, Errorf(CodeBadRequest, "truncated frame header: %v", readErr(err))
+		return nil, nil, Errorf(CodeBadRequest, "truncated frame header: %v", readErr(err))
 	}
 	size, err := frameLen([4]byte(hdr), s.lim.MaxRequestSize)
 	if errors.Is(err, ErrFrameTooLarge) {
-		return nil, false, Errorf(CodeFrameTooLarge, "request frame: %v", err)
+		return nil, nil, Errorf(CodeFrameTooLarge, "request frame: %v", err)
 	} else if err != nil {
-		return nil, false, Errorf(CodeBadRequest, "%v", err)
+		return nil, nil, Errorf(CodeBadRequest, "%v", err)
 	}
 	c.br.Discard(4)
 	if size <= c.br.Size() {
 		if body, err = c.br.Peek(size); err != nil {
-			return nil, false, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
+			return nil, nil, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
 		}
-		return body, true, nil
+		return body, nil, nil
 	}
-	body = make([]byte, size)
+	pooled = getBody(size)
+	body = (*pooled)[:size]
 	if _, err := io.ReadFull(c.br, body); err != nil {
-		return nil, false, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
+		putBody(pooled)
+		return nil, nil, Errorf(CodeBadRequest, "truncated frame: %v", readErr(err))
 	}
-	return body, false, nil
+	return body, pooled, nil
+}
+
+// bodyBufs holds the buffers of request bodies too large for a connection's read buffer (an open
+// of a 64 KiB envelope, say): a fresh 64 KiB allocation per request costs more in clearing and
+// garbage collection than the request's own socket crossing.
+var bodyBufs sync.Pool
+
+// poisonReleasedBodies makes putBody clear each buffer it takes back. The package's tests set it,
+// so that a request still reading its body after release fails every test that reaches it.
+var poisonReleasedBodies bool
+
+// getBody returns a buffer of at least size bytes from bodyBufs, or a new one.
+func getBody(size int) *[]byte {
+	if b, ok := bodyBufs.Get().(*[]byte); ok && cap(*b) >= size {
+		return b
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+// putBody returns b to bodyBufs unless it is larger than any default limit needs: a rare request
+// under a raised limit does not keep a huge buffer alive.
+func putBody(b *[]byte) {
+	if poisonReleasedBodies {
+		clear((*b)[:cap(*b)])
+	}
+	if cap(*b) <= DefaultLocalMaxRequestSize {
+		bodyBufs.Put(b)
+	}
 }
 
 func readErr(err error) error {
