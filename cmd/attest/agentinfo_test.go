@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
@@ -51,7 +52,11 @@ func startClaimingAgent(t *testing.T, c *claimingAgent) *testAgent {
 // agentKey is the test agent's public key name (startFetchAgent's key set).
 func agentKey(t *testing.T, name string) []byte {
 	t.Helper()
-	k, err := fetchKeys.Get(name)
+	set, err := mockenclave.Keys(keys.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := set.Get(name)
 	if err != nil {
 		t.Fatal(err)
 	}
