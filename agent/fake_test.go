@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/internal/testlog"
 	"log/slog"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/entropy"
-	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/nsm"
 )
 
@@ -191,17 +191,8 @@ func fakeSysfs(t *testing.T, current string) string {
 	return root
 }
 
-var (
-	sharedKeysOnce sync.Once
-	sharedKeys     *keys.Set
-	sharedKeysErr  error
-)
-
-// cachedKeys generates one key set for the package's tests (RSA generation is slow).
-func cachedKeys(keys.Config) (*keys.Set, error) {
-	sharedKeysOnce.Do(func() { sharedKeys, sharedKeysErr = keys.Generate(keys.Config{}) })
-	return sharedKeys, sharedKeysErr
-}
+// cachedKeys generates one key set for the test binary (RSA generation is slow).
+var cachedKeys = mockenclave.Keys
 
 // newTestAgent starts an Agent on a fakeNSM with a recording sink and a fake
 // sysfs; mod adjusts the config.

@@ -7,15 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/attestation"
-	"github.com/attestd/attestd/entropy"
 	"github.com/attestd/attestd/internal/leaktest"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/relyingparty"
@@ -36,22 +34,10 @@ type stack struct {
 
 func startStack(t testing.TB, mod func(*Config)) *stack {
 	t.Helper()
-	dir := t.TempDir()
-	if err := mocknsm.Init(filepath.Join(dir, "mock"), mocknsm.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mocknsm.Open(filepath.Join(dir, "mock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc := mockenclave.New(t, mocknsm.Config{})
 	cfg := Config{
-		NSM: sess,
-		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: t.TempDir(), SkipHWRNGCheck: true,
-			Ready: func() error { return nil }},
+		NSM:          enc.Session,
+		Entropy:      mockenclave.Entropy(t),
 		GenerateKeys: cachedKeys,
 		KMS:          KMSConfig{GenerateKey: cachedRSAKey}, // tests that need fresh keys set KMS
 		Version:      "test",
@@ -65,38 +51,12 @@ func startStack(t testing.TB, mod func(*Config)) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := attestation.ParseRootPEM(m.RootPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Unix socket paths are limited to 108 bytes: t.TempDir() can be longer.
-	sockDir, err := os.MkdirTemp("", "agent")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{mock: m, agent: a, root: &attestation.Options{Root: root, AnyPCRs: true},
-		parent: "unix://" + filepath.Join(sockDir, "p"), local: "unix://" + filepath.Join(sockDir, "l")}
-	s.parentSrv = &vsockrpc.Server{API: vsockrpc.ParentAPI(a), Logger: slog.New(slog.DiscardHandler),
-		Limits: vsockrpc.Limits{ReadTimeout: 2 * time.Second}}
-	s.localSrv = &vsockrpc.Server{API: vsockrpc.LocalAPI(a), Logger: slog.New(slog.DiscardHandler)}
-	for _, x := range []struct {
-		srv  *vsockrpc.Server
-		addr string
-	}{{s.parentSrv, s.parent}, {s.localSrv, s.local}} {
-		l, err := vsockrpc.Listen(x.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go x.srv.Serve(l)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s.parentSrv.Shutdown(ctx)
-		s.localSrv.Shutdown(ctx)
-		a.Close()
-		os.RemoveAll(sockDir)
-	})
+	t.Cleanup(func() { a.Close() }) // after both servers shut down
+	s := &stack{mock: enc.Mock, agent: a, root: &attestation.Options{Root: enc.Root, AnyPCRs: true}}
+	s.parentSrv = &vsockrpc.Server{API: vsockrpc.ParentAPI(a), Limits: vsockrpc.Limits{ReadTimeout: 2 * time.Second}}
+	s.localSrv = &vsockrpc.Server{API: vsockrpc.LocalAPI(a)}
+	s.parent = mockenclave.Serve(t, s.parentSrv, "p")
+	s.local = mockenclave.Serve(t, s.localSrv, "l")
 	return s
 }
 

@@ -12,15 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/attestation"
-	"github.com/attestd/attestd/entropy"
-	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/vsockrpc"
@@ -37,17 +35,6 @@ type agentStack struct {
 	srv    *vsockrpc.Server
 	ag     *agent.Agent
 	client *vsockrpc.Client // dialed to addr; redials after a restart
-}
-
-var (
-	sharedKeysOnce sync.Once
-	sharedKeys     *keys.Set
-	sharedKeysErr  error
-)
-
-func cachedKeys(keys.Config) (*keys.Set, error) {
-	sharedKeysOnce.Do(func() { sharedKeys, sharedKeysErr = keys.Generate(keys.Config{}) })
-	return sharedKeys, sharedKeysErr
 }
 
 // startAgent initialises a mock enclave (debug: a debug-mode one) and serves
@@ -95,10 +82,9 @@ func (s *agentStack) start(t testing.TB) {
 		t.Fatal(err)
 	}
 	s.ag, err = agent.New(context.Background(), agent.Config{
-		NSM: s.sess,
-		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: t.TempDir(), SkipHWRNGCheck: true,
-			Ready: func() error { return nil }},
-		GenerateKeys:   cachedKeys,
+		NSM:            s.sess,
+		Entropy:        mockenclave.Entropy(t),
+		GenerateKeys:   mockenclave.Keys,
 		SkipDebugCheck: true,
 		Version:        "test",
 		Mock:           true,

@@ -13,13 +13,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/kmsenvelope"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
@@ -57,31 +56,12 @@ func newEnclave(t *testing.T) *enclave {
 			panic(err)
 		}
 	})
-	dir := filepath.Join(t.TempDir(), "mock")
-	if err := mocknsm.Init(dir, mocknsm.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mocknsm.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
-	root, err := attestation.ParseRootPEM(m.RootPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &enclave{sess: sess, root: root, pcr: map[int]string{}, key: rsaKey}
+	enc := mockenclave.New(t, mocknsm.Config{})
+	e := &enclave{sess: enc.Session, root: enc.Root, pcr: map[int]string{}, key: rsaKey}
 	for i := range 3 {
-		p, err := sess.DescribePCR(context.Background(), uint16(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.pcr[i] = hex.EncodeToString(p.Value)
+		e.pcr[i] = hex.EncodeToString(enc.PCR(t, uint16(i)))
 	}
+	var err error
 	if e.spki, err = x509.MarshalPKIXPublicKey(&rsaKey.PublicKey); err != nil {
 		t.Fatal(err)
 	}

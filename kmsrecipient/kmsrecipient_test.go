@@ -5,17 +5,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/attestation"
-	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/kmsenvelope"
 	"github.com/attestd/attestd/mocknsm"
-	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -23,50 +19,17 @@ import (
 // It returns the socket address and the mock root for verifying documents.
 func startAgent(t *testing.T) (string, attestation.Options) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := mocknsm.Init(filepath.Join(dir, "mock"), mocknsm.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mocknsm.Open(filepath.Join(dir, "mock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc := mockenclave.New(t, mocknsm.Config{})
 	a, err := agent.New(context.Background(), agent.Config{
-		NSM: sess,
-		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: t.TempDir(), SkipHWRNGCheck: true,
-			Ready: func() error { return nil }},
+		NSM: enc.Session, Entropy: mockenclave.Entropy(t),
 		Version: "test", Mock: true, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := attestation.ParseRootPEM(m.RootPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sockDir, err := os.MkdirTemp("", "kmsr") // unix socket paths are short; t.TempDir() may not be
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "unix://" + filepath.Join(sockDir, "l")
-	l, err := vsockrpc.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &vsockrpc.Server{API: vsockrpc.LocalAPI(a), Logger: slog.New(slog.DiscardHandler)}
-	go srv.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		a.Close()
-		os.RemoveAll(sockDir)
-	})
-	return addr, attestation.Options{Root: root, AnyPCRs: true}
+	t.Cleanup(func() { a.Close() })
+	addr := mockenclave.Serve(t, &vsockrpc.Server{API: vsockrpc.LocalAPI(a)}, "l")
+	return addr, attestation.Options{Root: enc.Root, AnyPCRs: true}
 }
 
 func TestRecipientRoundTrip(t *testing.T) {

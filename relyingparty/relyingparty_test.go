@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
@@ -59,9 +56,6 @@ func (f *fakeAgent) Health(context.Context) (*vsockrpc.Health, error) {
 	return &vsockrpc.Health{Status: "ok"}, nil
 }
 
-// testKeys is one key Set for every test (RSA generation is slow under -race).
-var testKeys = sync.OnceValues(func() (*keys.Set, error) { return keys.Generate(keys.Config{}) })
-
 type env struct {
 	agent  *fakeAgent
 	client *vsockrpc.Client
@@ -73,55 +67,19 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mock")
-	if err := mocknsm.Init(dir, mocknsm.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mocknsm.Open(dir)
+	enc := mockenclave.New(t, mocknsm.Config{})
+	set, err := mockenclave.Keys(keys.Config{}) // one Set for every test
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
-	root, err := attestation.ParseRootPEM(m.RootPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcr0, err := sess.DescribePCR(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := testKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{agent: &fakeAgent{sess: sess, set: set}, pcr0: pcr0.Value}
-	e.opts = attestation.Options{Root: root, PCRs: map[int][][]byte{0: {pcr0.Value}}}
-
-	sockDir, err := os.MkdirTemp("", "rp") // unix socket paths are short
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = "unix://" + filepath.Join(sockDir, "p")
-	srv := &vsockrpc.Server{API: vsockrpc.ParentAPI(e.agent), Logger: slog.New(slog.DiscardHandler)}
-	l, err := vsockrpc.Listen(e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
+	pcr0 := enc.PCR(t, 0)
+	e := &env{agent: &fakeAgent{sess: enc.Session, set: set}, pcr0: pcr0}
+	e.opts = attestation.Options{Root: enc.Root, PCRs: map[int][][]byte{0: {pcr0}}}
+	e.addr = mockenclave.Serve(t, &vsockrpc.Server{API: vsockrpc.ParentAPI(e.agent)}, "p")
 	if e.client, err = vsockrpc.Dial(context.Background(), e.addr); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		e.client.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		os.RemoveAll(sockDir)
-	})
+	t.Cleanup(func() { e.client.Close() })
 	return e
 }
 

@@ -29,6 +29,11 @@ and a SHA-256 fingerprint; --json gives them whole), how it seeded the kernel's
 entropy, what its start-up gates read and which of them were relaxed (flagged
 INSECURE), its nonce bounds and its locked PCRs.
 
+An agent in development mode (on the software NSM, attestd --nsm mock:DIR, or
+with start-up gates relaxed: --insecure-dev or --insecure-skip-*-check) gets a
+first line "WARNING: development mode: ..." naming why; --json carries it as
+"development": {"mode": true, "reasons": [...]}.
+
 This is what the agent says about itself, unverified: anyone between you and
 the enclave can answer anything. Decide trust with attest fetch, which verifies
 a signed attestation document and the key binding.
@@ -42,11 +47,14 @@ flags:
 const healthUsage = `usage: attest health --addr ADDR [--timeout DURATION] [--json]
 
 Asks attestd at ADDR (vsock://CID:PORT, unix:///PATH or tcp://HOST:PORT)
-whether it can serve, and prints its status. Like describe, the answer is the
-agent's own and unverified.
+whether it can serve and attest, and prints its status and the NSM's answers
+to its attestations since it started: succeeded, failed, consecutive failures
+(since the last success), the times of the last success and failure and the
+last error. Status "nsm_failing" means the NSM failed the agent's last
+attestation. Like describe, the answer is the agent's own and unverified.
 
-Exit status: 0 the status is "ok", 1 any other status or the agent could not
-be reached, 2 usage error.
+Exit status: 0 the status is "ok", 1 any other status (such as nsm_failing:
+the agent cannot attest) or the agent could not be reached, 2 usage error.
 
 flags:
 `
@@ -138,20 +146,26 @@ func runHealth(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var fail error
-	if h.Status != "ok" {
-		fail = rejectf(checkHealth, "agent reports status %s: it cannot serve", strconv.Quote(h.Status))
+	if h.Status != vsockrpc.HealthOK {
+		why := "it cannot serve"
+		if h.Status == vsockrpc.HealthNSMFailing {
+			why = "the NSM failed its last attestation, it cannot attest"
+		}
+		fail = rejectf(checkHealth, "agent reports status %s: %s", strconv.Quote(h.Status), why)
 	}
 	if !f.json {
-		if _, err := fmt.Fprintln(stdout, show(h.Status)); err != nil {
+		if _, err := io.WriteString(stdout, healthText(h)); err != nil {
 			return err
 		}
 		return fail
 	}
-	// One JSON object: the status, and the error when it is not ok.
+	// One JSON object: the status, the NSM counters, and the error when the
+	// status is not ok.
 	j := struct {
-		Status string          `json:"status"`
-		Error  *jsonErrorField `json:"error,omitempty"`
-	}{Status: h.Status}
+		Status string           `json:"status"`
+		Attest jsonAttestHealth `json:"attest"`
+		Error  *jsonErrorField  `json:"error,omitempty"`
+	}{Status: h.Status, Attest: jsonAttestHealth(h.Attest)}
 	if fail != nil {
 		j.Error = newJSONErrorField(fail)
 		fail = reported{fail}
@@ -161,6 +175,62 @@ func runHealth(args []string, stdout, stderr io.Writer) error {
 	}
 	return fail
 }
+
+// jsonAttestHealth is health's attest object: the protocol's field names,
+// times in Unix seconds (0 if none).
+type jsonAttestHealth struct {
+	Succeeded           uint64 `json:"succeeded"`
+	Failed              uint64 `json:"failed"`
+	ConsecutiveFailures uint64 `json:"consecutive_failures"`
+	LastSuccess         int64  `json:"last_success"`
+	LastFailure         int64  `json:"last_failure"`
+	LastError           string `json:"last_error"`
+}
+
+// healthText is the status on its first line (what scripts read), then the
+// NSM's answers to the agent's attestations, one fact a line.
+func healthText(h *vsockrpc.Health) string {
+	var b strings.Builder
+	fmt.Fprintln(&b, show(h.Status))
+	a := h.Attest
+	fmt.Fprintf(&b, "%-13s %d succeeded, %d failed, %d consecutive failures\n", "attestations", a.Succeeded, a.Failed, a.ConsecutiveFailures)
+	fmt.Fprintf(&b, "%-13s %s\n", "last success", unixOrNever(a.LastSuccess))
+	fmt.Fprintf(&b, "%-13s %s\n", "last failure", unixOrNever(a.LastFailure))
+	if a.LastError != "" {
+		fmt.Fprintf(&b, "%-13s %s\n", "last error", show(a.LastError))
+	}
+	return b.String()
+}
+
+func unixOrNever(t int64) string {
+	if t == 0 {
+		return "never"
+	}
+	return time.Unix(t, 0).UTC().Format(time.RFC3339)
+}
+
+// development returns why the agent runs in development mode, by its own
+// account: on the software NSM (its entropy source says so; attestd --nsm
+// mock:DIR) or with start-up gates relaxed (--insecure-dev, --nsm mock:DIR or
+// --insecure-skip-*-check). Empty when neither.
+func development(d *vsockrpc.Description) []string {
+	reasons := []string{}
+	if strings.HasSuffix(d.Entropy.Source, softwareNSMSuffix) {
+		reasons = append(reasons, "software NSM (attestd --nsm mock:DIR): documents are signed by the mock PKI, not AWS")
+	}
+	if len(d.Platform.Relaxed) > 0 {
+		names := make([]string, len(d.Platform.Relaxed))
+		for i, g := range d.Platform.Relaxed {
+			names[i] = show(g)
+		}
+		reasons = append(reasons, "start-up gates relaxed (--insecure-dev or --insecure-skip-*-check): "+strings.Join(names, ", "))
+	}
+	return reasons
+}
+
+// softwareNSMSuffix ends the entropy source of an agent on the software NSM
+// (agent.Config.Mock).
+const softwareNSMSuffix = "; software NSM"
 
 // Describe's JSON: the protocol's field names, keys whole (hex) and with
 // their SHA-256.
@@ -173,6 +243,13 @@ type (
 		Platform     jsonPlatform   `json:"platform"`
 		Nonce        jsonNonce      `json:"nonce"`
 		PCRs         jsonAgentPCRs  `json:"pcrs"`
+		// Development is derived from entropy and platform: whether the
+		// agent says it runs in development mode, and why.
+		Development jsonDevelopment `json:"development"`
+	}
+	jsonDevelopment struct {
+		Mode    bool     `json:"mode"`
+		Reasons []string `json:"reasons"` // [] when not in development mode
 	}
 	jsonAgentKey struct {
 		Name      string   `json:"name"`
@@ -211,6 +288,8 @@ func describeJSON(d *vsockrpc.Description) jsonDescription {
 		Nonce: jsonNonce{Min: d.Nonce.Min, Max: d.Nonce.Max, Required: d.Nonce.Required},
 		PCRs:  jsonAgentPCRs(d.PCRs),
 	}
+	out.Development.Reasons = development(d)
+	out.Development.Mode = len(out.Development.Reasons) > 0
 	for _, k := range d.Keys {
 		sum := sha256.Sum256(k.PublicKey)
 		out.Keys = append(out.Keys, jsonAgentKey{Name: k.Name, Algorithm: k.Algorithm, Binding: k.Binding,
@@ -239,6 +318,13 @@ func describeText(d *vsockrpc.Description) string {
 	var b strings.Builder
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(&b, "%-12s "+format+"\n", append([]any{label}, args...)...)
+	}
+	if dev := development(d); len(dev) > 0 {
+		tail := "do not trust this agent in production"
+		if strings.HasSuffix(d.Entropy.Source, softwareNSMSuffix) {
+			tail = "documents from this agent prove nothing"
+		}
+		fmt.Fprintf(&b, "WARNING: development mode: %s; %s\n", strings.Join(dev, "; "), tail)
 	}
 	b.WriteString("attestd's description of itself, unverified (attest fetch verifies a document)\n")
 	line("agent", "%s", show(d.AgentVersion))

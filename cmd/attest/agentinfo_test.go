@@ -12,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/keys"
+	"github.com/attestd/attestd/mocknsm"
+	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -49,7 +52,11 @@ func startClaimingAgent(t *testing.T, c *claimingAgent) *testAgent {
 // agentKey is the test agent's public key name (startFetchAgent's key set).
 func agentKey(t *testing.T, name string) []byte {
 	t.Helper()
-	k, err := fetchKeys.Get(name)
+	set, err := mockenclave.Keys(keys.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := set.Get(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +68,11 @@ func TestDescribeText(t *testing.T) {
 	out := wantExit(t, 0, "", "describe", "--addr", ta.addr)
 	hpke, rsa := agentKey(t, keys.HPKE), agentKey(t, keys.RSA)
 	hs, rs := sha256.Sum256(hpke), sha256.Sum256(rsa)
+	// The first line says it: development mode, and why.
+	if w := "WARNING: development mode: software NSM (attestd --nsm mock:DIR): documents are signed by the mock PKI, not AWS; " +
+		"start-up gates relaxed (--insecure-dev or --insecure-skip-*-check): hwrng; documents from this agent prove nothing\n"; !strings.HasPrefix(out, w) {
+		t.Errorf("output does not start with %q:\n%s", w, out)
+	}
 	for _, w := range []string{
 		"attestd's description of itself, unverified (attest fetch verifies a document)\n",
 		"agent        \"\"\n", // the test agent has no version
@@ -98,6 +110,7 @@ func TestDescribeTextClaims(t *testing.T) {
 		d.Platform = vsockrpc.Platform{KernelRelease: "6.6.38-amzn", ClockSource: "kvm-clock", Relaxed: []string{}}
 		d.Nonce.Required = false
 		d.Entropy.LastReseed = 1763800000
+		d.Entropy.Source = "hwrng nsm-hwrng + NSM GetRandom" // a real NSM
 	}})
 	out := wantExit(t, 0, "", "describe", "--addr", ta.addr)
 	for _, w := range []string{
@@ -113,16 +126,27 @@ func TestDescribeTextClaims(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
-	if strings.Contains(out, "INSECURE") || strings.ContainsAny(out, "\x1b\a") {
+	if strings.Contains(out, "INSECURE") || strings.Contains(out, "WARNING") || strings.ContainsAny(out, "\x1b\a") {
 		t.Errorf("output warns, or carries control bytes:\n%q", out)
 	}
 
+	// A real NSM with gates relaxed (--insecure-dev on the FUSE device, or
+	// --insecure-skip-*-check): development mode all the same.
 	ta = startClaimingAgent(t, &claimingAgent{edit: func(d *vsockrpc.Description) {
+		d.Entropy.Source = "hwrng nsm-hwrng + NSM GetRandom"
 		d.Platform.Relaxed = []string{vsockrpc.GateKernel, vsockrpc.GateDebug, "new\tgate"}
 	}})
 	out = wantExit(t, 0, "", "describe", "--addr", ta.addr)
-	if w := `gates        INSECURE: kernel, debug, "new\tgate" relaxed`; !strings.Contains(out, w) {
-		t.Errorf("output lacks %q:\n%s", w, out)
+	for _, w := range []string{
+		`WARNING: development mode: start-up gates relaxed (--insecure-dev or --insecure-skip-*-check): kernel, debug, "new\tgate"; do not trust this agent in production` + "\n",
+		`gates        INSECURE: kernel, debug, "new\tgate" relaxed`,
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if !strings.HasPrefix(out, "WARNING: ") {
+		t.Errorf("the warning is not the first line:\n%s", out)
 	}
 }
 
@@ -147,7 +171,8 @@ func TestDescribeJSON(t *testing.T) {
 		v    any
 		want string
 	}{
-		{shape, "agent_version entropy keys module_id nonce pcrs platform"},
+		{shape, "agent_version development entropy keys module_id nonce pcrs platform"},
+		{shape["development"], "mode reasons"},
 		{shape["entropy"], "kernel_pool last_reseed seeded_bytes source"},
 		{shape["platform"], "clock_source kernel_release relaxed"},
 		{shape["nonce"], "max min required"},
@@ -173,7 +198,11 @@ func TestDescribeJSON(t *testing.T) {
 			Min, Max uint64
 			Required bool
 		} `json:"nonce"`
-		PCRs map[string]string `json:"pcrs"`
+		PCRs        map[string]string `json:"pcrs"`
+		Development struct {
+			Mode    bool     `json:"mode"`
+			Reasons []string `json:"reasons"`
+		} `json:"development"`
 	}
 	if err := json.Unmarshal([]byte(out), &j); err != nil {
 		t.Fatal(err)
@@ -200,37 +229,112 @@ func TestDescribeJSON(t *testing.T) {
 		t.Errorf("pcrs not in index order:\n%s", out)
 	}
 
-	// No gate relaxed: an empty list, not null.
-	ta = startClaimingAgent(t, &claimingAgent{edit: func(d *vsockrpc.Description) { d.Platform.Relaxed = nil }})
+	if d := j.Development; !d.Mode || len(d.Reasons) != 2 || !strings.HasPrefix(d.Reasons[0], "software NSM") ||
+		!strings.HasSuffix(d.Reasons[1], ": hwrng") {
+		t.Errorf("development = %+v", d)
+	}
+
+	// No gate relaxed: an empty list, not null; and on a real NSM too, no
+	// development mode.
+	ta = startClaimingAgent(t, &claimingAgent{edit: func(d *vsockrpc.Description) {
+		d.Platform.Relaxed = nil
+		d.Entropy.Source = "hwrng nsm-hwrng + NSM GetRandom"
+	}})
 	out = wantExit(t, 0, "", "describe", "--addr", ta.addr, "--json")
-	if !strings.Contains(out, `"relaxed": []`) {
-		t.Errorf("relaxed is not []:\n%s", out)
+	if !strings.Contains(out, `"relaxed": []`) || !strings.Contains(out, `"development": {
+    "mode": false,
+    "reasons": []
+  }`) {
+		t.Errorf("relaxed or development reasons not []:\n%s", out)
 	}
 }
 
 func TestHealth(t *testing.T) {
 	ta := startFetchAgent(t, nil)
-	if out := wantExit(t, 0, "", "health", "--addr", ta.addr); out != "ok\n" {
+	if out := wantExit(t, 0, "", "health", "--addr", ta.addr); out != "ok\n"+
+		"attestations  0 succeeded, 0 failed, 0 consecutive failures\nlast success  never\nlast failure  never\n" {
 		t.Errorf("health = %q", out)
 	}
-	if out := wantExit(t, 0, "", "health", "--addr", ta.addr, "--json"); out != "{\n  \"status\": \"ok\"\n}\n" {
+	if out := wantExit(t, 0, "", "health", "--addr", ta.addr, "--json"); out != `{
+  "status": "ok",
+  "attest": {
+    "succeeded": 0,
+    "failed": 0,
+    "consecutive_failures": 0,
+    "last_success": 0,
+    "last_failure": 0,
+    "last_error": ""
+  }
+}
+` {
 		t.Errorf("health --json = %q", out)
 	}
 	sick := startClaimingAgent(t, &claimingAgent{status: "draining"})
-	if out := wantExit(t, 1, `agent reports status "draining": it cannot serve`, "health", "--addr", sick.addr); out != "draining\n" {
+	if out := wantExit(t, 1, `agent reports status "draining": it cannot serve`, "health", "--addr", sick.addr); !strings.HasPrefix(out, "draining\n") {
 		t.Errorf("health = %q", out)
 	}
 	// --json: one object, the status and the error together.
 	out := wantExit(t, 1, `status "draining"`, "health", "--addr", sick.addr, "--json")
-	var j struct {
-		Status string          `json:"status"`
-		Error  *jsonErrorField `json:"error"`
+	j := decodeHealth(t, out)
+	if j.Status != "draining" || j.Error == nil || j.Error.Check != "health" || !strings.Contains(j.Error.Message, `"draining"`) {
+		t.Errorf("health --json = %q", out)
 	}
+}
+
+type healthJSON struct {
+	Status string           `json:"status"`
+	Attest jsonAttestHealth `json:"attest"`
+	Error  *jsonErrorField  `json:"error"`
+}
+
+func decodeHealth(t *testing.T, out string) healthJSON {
+	t.Helper()
+	var j healthJSON
 	dec := json.NewDecoder(strings.NewReader(out))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&j); err != nil || dec.More() || j.Status != "draining" || j.Error == nil || j.Error.Check != "health" ||
-		!strings.Contains(j.Error.Message, `"draining"`) {
-		t.Errorf("health --json = %q (%v)", out, err)
+	if err := dec.Decode(&j); err != nil || dec.More() {
+		t.Fatalf("health --json = %q (%v)", out, err)
+	}
+	return j
+}
+
+// TestHealthNSMFailing: with the NSM failing every attestation (a fault
+// injected into the software NSM), health says nsm_failing, prints the
+// counters and exits 1; after a success it is ok again, exit 0.
+func TestHealthNSMFailing(t *testing.T) {
+	ta := startFetchAgent(t, nil)
+	wantExit(t, 0, "", "fetch", "--addr", ta.addr, "--root", ta.root, "--any-pcrs")
+	if err := ta.mock.SetFaults(mocknsm.Faults{"Attestation": {Error: nsm.InternalError}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		wantExit(t, 1, "", "fetch", "--addr", ta.addr, "--root", ta.root, "--any-pcrs")
+	}
+	out := wantExit(t, 1, `agent reports status "nsm_failing": the NSM failed its last attestation, it cannot attest`, "health", "--addr", ta.addr)
+	for _, w := range []string{
+		"nsm_failing\n",
+		"attestations  1 succeeded, 2 failed, 2 consecutive failures\n",
+		"last success  20", // a time, RFC 3339
+		"last failure  20",
+		"last error    ",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("health lacks %q:\n%s", w, out)
+		}
+	}
+	j := decodeHealth(t, wantExit(t, 1, `"nsm_failing"`, "health", "--addr", ta.addr, "--json"))
+	if a := j.Attest; j.Status != vsockrpc.HealthNSMFailing || a.Succeeded != 1 || a.Failed != 2 || a.ConsecutiveFailures != 2 ||
+		a.LastSuccess == 0 || a.LastFailure < a.LastSuccess || a.LastError == "" || j.Error == nil || j.Error.Check != "health" {
+		t.Errorf("health --json = %+v", j)
+	}
+
+	if err := ta.mock.SetFaults(nil); err != nil {
+		t.Fatal(err)
+	}
+	wantExit(t, 0, "", "fetch", "--addr", ta.addr, "--root", ta.root, "--any-pcrs")
+	j = decodeHealth(t, wantExit(t, 0, "", "health", "--addr", ta.addr, "--json"))
+	if a := j.Attest; j.Status != vsockrpc.HealthOK || a.Succeeded != 2 || a.Failed != 2 || a.ConsecutiveFailures != 0 || j.Error != nil {
+		t.Errorf("after the fault cleared: health --json = %+v", j)
 	}
 }
 

@@ -15,10 +15,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strings"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/cliflag"
 	"github.com/attestd/attestd/keys"
 )
 
@@ -129,13 +128,11 @@ func wantsJSON(args []string) bool {
 	return false
 }
 
-// newFlagSet returns the flag set of `attest name`. It prints nothing itself:
-// parseArgs prints the help and returns errors for run to print.
+// newFlagSet returns the flag set of `attest name`. It prints nothing itself
+// (cliflag.Parse): parseArgs prints the help and returns errors for run to
+// print.
 func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("attest "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return fs
+	return flag.NewFlagSet("attest "+name, flag.ContinueOnError)
 }
 
 // parseArgs parses args, flags before or after the positional arguments, and
@@ -144,112 +141,16 @@ func newFlagSet(name string) *flag.FlagSet {
 // --help or -h prints usage and the flags on stdout and returns errHelp (exit
 // 0); anything else wrong is a usageError naming the flag as --flag.
 func parseArgs(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) ([]string, error) {
-	fs.VisitAll(func(f *flag.Flag) {
-		switch v := f.Value.(type) {
-		case nonEmpty, nonEmptyBool:
-		default:
-			if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-				f.Value = nonEmptyBool{nonEmpty{v}}
-			} else {
-				f.Value = nonEmpty{v}
-			}
-		}
-	})
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printHelp(stdout, fs, usage)
-				return nil, errHelp
-			}
-			return nil, usageError{errors.New(flagError(err.Error()))}
-		}
-		rest := fs.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil // after "--", nothing is a flag
-		}
-		args = rest
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+	cliflag.RefuseEmpty(fs)
+	pos, err := cliflag.ParseInterspersed(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		cliflag.PrintHelp(stdout, fs, usage)
+		return nil, errHelp
+	case err != nil:
+		return nil, usageError{err}
 	}
-}
-
-// errEmptyValue is what a flag given an empty value fails with.
-var errEmptyValue = errors.New("empty value")
-
-// nonEmpty wraps a flag's Value to refuse "".
-type nonEmpty struct{ flag.Value }
-
-func (v nonEmpty) Set(s string) error {
-	if s == "" {
-		return errEmptyValue
-	}
-	return v.Value.Set(s)
-}
-
-type nonEmptyBool struct{ nonEmpty }
-
-func (nonEmptyBool) IsBoolFlag() bool { return true }
-
-func unwrapValue(v flag.Value) flag.Value {
-	switch w := v.(type) {
-	case nonEmpty:
-		return w.Value
-	case nonEmptyBool:
-		return w.Value
-	}
-	return v
-}
-
-// The flag package's messages, rewritten to name flags as the docs do (--flag).
-var (
-	reUndefined = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	reNeedsArg  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
-	reInvalid   = regexp.MustCompile(`(?s)^invalid (?:boolean )?value (".*") for (?:flag )?-+([^\s:]+): (.*)$`)
-)
-
-func flagError(msg string) string {
-	if m := reUndefined.FindStringSubmatch(msg); m != nil {
-		return "unknown flag --" + m[1]
-	}
-	if m := reNeedsArg.FindStringSubmatch(msg); m != nil {
-		return "--" + m[1] + " needs a value"
-	}
-	if m := reInvalid.FindStringSubmatch(msg); m != nil {
-		if m[1] == `""` {
-			return "--" + m[2] + ": the value is empty (leave the flag out rather than give it an empty value)"
-		}
-		return "--" + m[2] + " " + m[1] + ": " + m[3]
-	}
-	return msg
-}
-
-// printHelp writes usage and the flags, named --flag, in the flag package's
-// layout.
-func printHelp(w io.Writer, fs *flag.FlagSet, usage string) {
-	var b strings.Builder
-	b.WriteString(usage)
-	if !strings.HasSuffix(usage, "flags:\n") {
-		b.WriteString("\nflags:\n")
-	}
-	fs.VisitAll(func(f *flag.Flag) {
-		g := *f
-		g.Value = unwrapValue(f.Value)
-		name, text := flag.UnquoteUsage(&g)
-		fmt.Fprintf(&b, "  --%s", f.Name)
-		if name != "" {
-			b.WriteString(" " + name)
-		}
-		b.WriteString("\n    \t" + strings.ReplaceAll(text, "\n", "\n    \t"))
-		if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "[]" {
-			fmt.Fprintf(&b, " (default %s)", d)
-		}
-		b.WriteString("\n")
-	})
-	io.WriteString(w, b.String())
+	return pos, nil
 }
 
 // openInput opens a file the user named (flag is "--signing-cert", "DOC", ...):

@@ -18,18 +18,11 @@ import (
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/attestation"
-	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/mocknsm"
-	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/relyingparty"
 	"github.com/attestd/attestd/vsockrpc"
-)
-
-var (
-	fetchKeysOnce sync.Once
-	fetchKeys     *keys.Set
-	fetchKeysErr  error
 )
 
 // testAgent is attestd in-process on the software NSM.
@@ -38,64 +31,32 @@ type testAgent struct {
 	addr  string // parent API
 	root  string // mock root.pem
 	pcrs  map[uint16][]byte
+	mock  *mocknsm.NSM // its software NSM, for fault injection
 }
 
 // startFetchAgent serves the agent's parent API on a unix socket; wrap, if
 // set, may corrupt what the agent returns.
 func startFetchAgent(t testing.TB, wrap func(vsockrpc.ParentService) vsockrpc.ParentService) *testAgent {
 	t.Helper()
-	dir := t.TempDir()
-	mockDir := filepath.Join(dir, "mock")
-	if err := mocknsm.Init(mockDir, mocknsm.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mocknsm.Open(mockDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc := mockenclave.New(t, mocknsm.Config{})
 	a, err := agent.New(context.Background(), agent.Config{
-		NSM: sess,
-		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: dir, SkipHWRNGCheck: true,
-			Ready: func() error { return nil }},
-		GenerateKeys: func(c keys.Config) (*keys.Set, error) {
-			fetchKeysOnce.Do(func() { fetchKeys, fetchKeysErr = keys.Generate(c) })
-			return fetchKeys, fetchKeysErr
-		},
-		Mock:   true,
-		Logger: slog.New(slog.DiscardHandler),
+		NSM: enc.Session, Entropy: mockenclave.Entropy(t), GenerateKeys: mockenclave.Keys,
+		Mock: true, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { a.Close() })
 	var svc vsockrpc.ParentService = a
 	if wrap != nil {
 		svc = wrap(a)
 	}
-	sockDir, err := os.MkdirTemp("", "fetch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := "unix://" + filepath.Join(sockDir, "p")
-	l, err := vsockrpc.Listen(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &vsockrpc.Server{API: vsockrpc.ParentAPI(svc), Logger: slog.New(slog.DiscardHandler)}
-	go srv.Serve(l)
-	t.Cleanup(func() {
-		srv.Close()
-		a.Close()
-		os.RemoveAll(sockDir)
-	})
+	addr := mockenclave.Serve(t, &vsockrpc.Server{API: vsockrpc.ParentAPI(svc)}, "p")
 	d, err := a.Describe(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testAgent{agent: a, addr: addr, root: filepath.Join(mockDir, "root.pem"), pcrs: d.PCRs}
+	return &testAgent{agent: a, addr: addr, root: filepath.Join(enc.Dir, "root.pem"), pcrs: d.PCRs, mock: enc.Mock}
 }
 
 func fetch(t *testing.T, want int, args ...string) (stdout, stderr string) {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/seal"
 )
@@ -35,10 +36,11 @@ func sealCmd(t *testing.T, want int, stdin string, args ...string) (stdout, stde
 // enclaveKey is the test agent's private key name: the opener's side.
 func enclaveKey(t *testing.T, name string) *keys.Key {
 	t.Helper()
-	if fetchKeys == nil {
-		t.Fatal("no agent started")
+	set, err := mockenclave.Keys(keys.Config{}) // the test agent's key set
+	if err != nil {
+		t.Fatal(err)
 	}
-	k, err := fetchKeys.Get(name)
+	k, err := set.Get(name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -22,12 +19,10 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/attestd/attestd/agent"
-	"github.com/attestd/attestd/attestation"
-	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/kmsfake"
 	"github.com/attestd/attestd/kmsrecipient"
 	"github.com/attestd/attestd/mocknsm"
-	"github.com/attestd/attestd/nsm"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -50,26 +45,10 @@ type attestd struct {
 
 func startAttestd(t *testing.T) *attestd {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "mock")
-	if err := mocknsm.Init(dir, mocknsm.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := mocknsm.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess, err := nsm.Open(nsm.Options{Device: m.Device()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pcr0, err := sess.DescribePCR(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	enc := mockenclave.New(t, mocknsm.Config{})
 	a, err := agent.New(context.Background(), agent.Config{
-		NSM: sess,
-		Entropy: entropy.Config{NoSinkReason: "software NSM", SysfsRoot: t.TempDir(), SkipHWRNGCheck: true,
-			Ready: func() error { return nil }},
+		NSM:     enc.Session,
+		Entropy: mockenclave.Entropy(t),
 		Version: "example-test",
 		Mock:    true,
 		Logger:  slog.New(slog.DiscardHandler),
@@ -77,30 +56,9 @@ func startAttestd(t *testing.T) *attestd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := attestation.ParseRootPEM(m.RootPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Unix socket paths are limited to 108 bytes: t.TempDir() can be longer.
-	sockDir, err := os.MkdirTemp("", "kmsex")
-	if err != nil {
-		t.Fatal(err)
-	}
-	local := "unix://" + filepath.Join(sockDir, "local.sock")
-	srv := &vsockrpc.Server{API: vsockrpc.LocalAPI(a), Logger: slog.New(slog.DiscardHandler)}
-	l, err := vsockrpc.Listen(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		a.Close()
-		os.RemoveAll(sockDir)
-	})
-	return &attestd{local: local, root: root, pcr0: hex.EncodeToString(pcr0.Value)}
+	t.Cleanup(func() { a.Close() })
+	local := mockenclave.Serve(t, &vsockrpc.Server{API: vsockrpc.LocalAPI(a)}, "local.sock")
+	return &attestd{local: local, root: enc.Root, pcr0: hex.EncodeToString(enc.PCR(t, 0))}
 }
 
 // policy allows actions to the enclave's role only when the Recipient's image is imageSha384, the way a

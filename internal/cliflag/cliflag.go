@@ -1,6 +1,7 @@
 // Package cliflag is what the project's commands share on top of package flag: one-line errors
-// that name flags as the documentation does (--flag, not -flag), and help in that style, which
-// the commands print on standard output when asked for it.
+// that name flags as the documentation does (--flag, not -flag), help in that style, which the
+// commands print on standard output when asked for it, flags that refuse an empty value
+// (RefuseEmpty), and flags given before or after the positional arguments (ParseInterspersed).
 package cliflag
 
 import (
@@ -30,7 +31,7 @@ func Message(err error) string {
 	}
 	if m := reInvalid.FindStringSubmatch(msg); m != nil {
 		if m[1] == `""` {
-			return "--" + m[2] + ": the value is empty"
+			return "--" + m[2] + ": the value is empty (leave the flag out rather than give it an empty value)"
 		}
 		return "--" + m[2] + " " + m[1] + ": " + m[3]
 	}
@@ -49,6 +50,75 @@ func Parse(fs *flag.FlagSet, args []string) error {
 	return errors.New(Message(err))
 }
 
+// ParseInterspersed is Parse for a command that takes positional arguments: flags may come
+// before, between or after them, and everything after "--" is positional. It returns the
+// positional arguments in order.
+func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := Parse(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil // after "--", nothing is a flag
+		}
+		args = rest
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// ErrEmptyValue is what a flag wrapped by RefuseEmpty fails with when given "" (Message then
+// says "--flag: the value is empty").
+var ErrEmptyValue = errors.New("empty value")
+
+// RefuseEmpty makes every flag defined in fs so far refuse an empty value (--flag= or
+// --flag ""): an empty value for a requirement must never mean "no requirement", as
+// --nonce "$UNSET" would. Call it after defining the flags, before parsing.
+func RefuseEmpty(fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		switch v := f.Value.(type) {
+		case nonEmpty, nonEmptyBool:
+		default:
+			if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				f.Value = nonEmptyBool{nonEmpty{v}}
+			} else {
+				f.Value = nonEmpty{v}
+			}
+		}
+	})
+}
+
+// nonEmpty wraps a flag's Value to refuse "".
+type nonEmpty struct{ flag.Value }
+
+func (v nonEmpty) Set(s string) error {
+	if s == "" {
+		return ErrEmptyValue
+	}
+	return v.Value.Set(s)
+}
+
+// nonEmptyBool keeps a boolean flag boolean (--json without a value).
+type nonEmptyBool struct{ nonEmpty }
+
+func (nonEmptyBool) IsBoolFlag() bool { return true }
+
+// Unwrap returns the Value RefuseEmpty wrapped, or v itself: what the flag really holds.
+func Unwrap(v flag.Value) flag.Value {
+	switch w := v.(type) {
+	case nonEmpty:
+		return w.Value
+	case nonEmptyBool:
+		return w.Value
+	}
+	return v
+}
+
 // PrintHelp writes usage, then the flags, named --flag, in the flag package's layout.
 func PrintHelp(w io.Writer, fs *flag.FlagSet, usage string) {
 	var b strings.Builder
@@ -57,7 +127,9 @@ func PrintHelp(w io.Writer, fs *flag.FlagSet, usage string) {
 		b.WriteString("\nflags:\n")
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		name, text := flag.UnquoteUsage(f)
+		g := *f
+		g.Value = Unwrap(f.Value) // the value's own type names its argument
+		name, text := flag.UnquoteUsage(&g)
 		fmt.Fprintf(&b, "  --%s", f.Name)
 		if name != "" {
 			b.WriteString(" " + name)
