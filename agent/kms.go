@@ -216,6 +216,9 @@ func (a *Agent) NewKMSRecipient(ctx context.Context) (*vsockrpc.KMSRecipientResu
 		a.log.Error("KMS key pool failed", "error", err.Error())
 		return nil, vsockrpc.Errorf(vsockrpc.CodeInternal, "kms_recipient failed")
 	}
+	// The replacement key is asked for once the attestation is done, not before: waking the
+	// pool's filler sets another thread running beside the NSM call (see keys.RSAPool).
+	defer k.pool.Refill()
 	spki := key.PublicKey()
 	var doc []byte
 	err = a.withNSM(ctx, func(ctx context.Context) (err error) {

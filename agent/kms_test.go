@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -264,6 +265,36 @@ func TestKMSBusy(t *testing.T) {
 	clock.advance(DefaultKMSHandleTTL)
 	if _, err := a.NewKMSRecipient(ctx); err != nil {
 		t.Fatalf("after the handles expired: %v", err)
+	}
+}
+
+// TestKMSRecipientRefillsPool: each kms_recipient asks the pool for a replacement key once its
+// attestation is done, so the pool is full again before the next request (the pool itself only
+// refills on request or when empty; see keys.RSAPool).
+func TestKMSRecipientRefillsPool(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := make(chan struct{}, 16)
+	a, _, _ := newTestAgent(t, func(c *Config) {
+		c.KMS = KMSConfig{PoolSize: 2, GenerateKey: func() (*rsa.PrivateKey, error) { made <- struct{}{}; return key, nil }}
+	})
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-made:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no key generated %s", what)
+		}
+	}
+	wait("to fill the pool")
+	wait("to fill the pool")
+	for i := range 3 {
+		if _, err := a.NewKMSRecipient(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		wait(fmt.Sprintf("after kms_recipient %d", i+1))
 	}
 }
 

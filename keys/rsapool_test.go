@@ -3,13 +3,16 @@ package keys
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/attestd/attestd/kmsenvelope"
 )
@@ -131,4 +134,55 @@ func TestOpenKMS(t *testing.T) {
 	if _, err := k.OpenKMS(env[:len(env)-1]); err != kmsenvelope.ErrOpen {
 		t.Fatalf("OpenKMS of a truncated envelope: %v", err)
 	}
+}
+
+// TestRSAPoolRefill: Get leaves the filler parked while keys remain (no thread wake-up on a
+// request's path); Refill tops the pool up; an empty pool refills without Refill.
+func TestRSAPoolRefill(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 1024) // the generator's output only; never used to seal
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made atomic.Int32
+	p := NewRSAPoolWith(3, func() (*rsa.PrivateKey, error) { made.Add(1); return key, nil })
+	defer p.Close()
+	waitMade := func(want int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); made.Load() < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the filler made %d keys, want %d", made.Load(), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // and no more than that
+		if got := made.Load(); got != want {
+			t.Fatalf("the filler made %d keys, want %d", got, want)
+		}
+	}
+	get := func() {
+		t.Helper()
+		if _, err := p.Get(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitMade(3)
+	get()
+	get()
+	waitMade(3) // two taken, none replaced: Get did not wake the filler
+	p.Refill()
+	p.Refill() // a second request while one is pending adds nothing
+	waitMade(5)
+	for range 3 {
+		get()
+	}
+	waitMade(5)
+	// The pool is empty: Get wakes the filler itself, which makes the key this Get takes and tops
+	// the pool up, racing with that Get (it may stop one short); Refill completes it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := p.Get(ctx); err != nil {
+		t.Fatalf("Get on an empty pool: %v", err)
+	}
+	p.Refill()
+	waitMade(9)
 }
