@@ -15,6 +15,8 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -86,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "kms-example: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (the parent passes credentials in)")
 		return 2
 	}
-	httpClient, err := transport(o.vsockProxy)
+	httpClient, err := transport(o.vsockProxy, nil)
 	if err != nil {
 		fmt.Fprintln(stderr, "kms-example:", err)
 		return 2
@@ -145,9 +147,13 @@ func fingerprint(b []byte) string {
 	return hex.EncodeToString(h[:8])
 }
 
+// dialVsock connects to the parent's vsock-proxy; tests replace it, as this machine has no vsock peer.
+var dialVsock = func(cid, port uint32) (net.Conn, error) { return vsock.Dial(cid, port, nil) }
+
 // transport is the SDK's HTTP client: through the parent's vsock-proxy when proxy is CID:PORT (TLS is still
 // end to end with kms.REGION.amazonaws.com: the proxy relays TCP and sees only ciphertext), else direct.
-func transport(proxy string) (*http.Client, error) {
+// roots are the CAs that TLS trusts; nil means the system's (the program always passes nil).
+func transport(proxy string, roots *x509.CertPool) (*http.Client, error) {
 	if proxy == "" {
 		return http.DefaultClient, nil
 	}
@@ -162,7 +168,10 @@ func transport(proxy string) (*http.Client, error) {
 	// Every connection, whatever host the URL names, goes to the proxy, which forwards to the one host
 	// its allowlist names; the TLS handshake (SNI and certificate check) is with the URL's host.
 	t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return vsock.Dial(uint32(cid), uint32(port), nil)
+		return dialVsock(uint32(cid), uint32(port))
+	}
+	if roots != nil {
+		t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{Transport: t}, nil
 }
