@@ -13,12 +13,13 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
 func init() {
-	register(command{name: "describe", summary: "show what attestd says it is and holds (unverified: keys, entropy, start-up gates, PCRs)", run: runDescribe})
-	register(command{name: "health", summary: "ask attestd whether it can serve (exit 0 when ok)", run: runHealth})
+	register(cli.Command{Name: "describe", Summary: "show what attestd says it is and holds (unverified: keys, entropy, start-up gates, PCRs)", Run: runDescribe})
+	register(cli.Command{Name: "health", Summary: "ask attestd whether it can serve (exit 0 when ok)", Run: runHealth})
 }
 
 const describeUsage = `usage: attest describe --addr ADDR [--timeout DURATION] [--json]
@@ -87,14 +88,14 @@ func parseAgentFlags(name, usage string, args []string, stdout io.Writer) (*agen
 	}
 	switch {
 	case len(pos) > 0:
-		return nil, usagef("unexpected argument %q", pos[0])
+		return nil, cli.Usagef("unexpected argument %q", pos[0])
 	case f.addr == "":
-		return nil, usagef("--addr is required")
+		return nil, cli.Usagef("--addr is required")
 	case f.timeout <= 0:
-		return nil, usagef("--timeout must be positive")
+		return nil, cli.Usagef("--timeout must be positive")
 	}
 	if _, err := vsockrpc.ParseAddr(f.addr); err != nil {
-		return nil, usagef("--addr: %v", err)
+		return nil, cli.Usagef("--addr: %v", err)
 	}
 	return f, nil
 }

@@ -17,20 +17,10 @@ import (
 	"path/filepath"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/internal/cliflag"
 	"github.com/attestd/attestd/keys"
 )
-
-// usageError marks an error as a usage error (exit code 2): what the user
-// typed is wrong (a flag, an address, a file that cannot be opened).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error {
-	return usageError{fmt.Errorf(format, args...)}
-}
 
 // checkError is an input that was read and rejected (exit code 1) by a check
 // of the command itself rather than of the attestation package; check names
@@ -64,7 +54,7 @@ func errorCheck(err error) string {
 	var ae *attestation.Error
 	var ce checkError
 	switch {
-	case errors.As(err, new(usageError)):
+	case errors.As(err, new(cli.UsageError)):
 		return checkUsage
 	case errors.As(err, &ae):
 		return ae.Check
@@ -138,7 +128,7 @@ func newFlagSet(name string) *flag.FlagSet {
 // parseArgs parses args, flags before or after the positional arguments, and
 // returns the positional ones. Every flag refuses an empty value: an empty
 // value for a requirement must never mean "no requirement" (--nonce "$UNSET").
-// --help or -h prints usage and the flags on stdout and returns errHelp (exit
+// --help or -h prints usage and the flags on stdout and returns cli.ErrHelp (exit
 // 0); anything else wrong is a usageError naming the flag as --flag.
 func parseArgs(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) ([]string, error) {
 	cliflag.RefuseEmpty(fs)
@@ -146,9 +136,9 @@ func parseArgs(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) 
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		cliflag.PrintHelp(stdout, fs, usage)
-		return nil, errHelp
+		return nil, cli.ErrHelp
 	case err != nil:
-		return nil, usageError{err}
+		return nil, cli.UsageError{Err: err}
 	}
 	return pos, nil
 }
@@ -158,7 +148,7 @@ func parseArgs(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) 
 func openInput(flag, path string) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, usagef("%s %s: %v", flag, path, pathErr(err))
+		return nil, cli.Usagef("%s %s: %v", flag, path, pathErr(err))
 	}
 	return f, nil
 }
@@ -178,7 +168,7 @@ func readInput(flag, path string, limit int64) ([]byte, error) {
 	}
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return nil, usagef("%s %s: %v", flag, path, pathErr(err))
+		return nil, cli.Usagef("%s %s: %v", flag, path, pathErr(err))
 	}
 	if int64(len(data)) > limit {
 		return nil, rejectf(checkInput, "%s %s: larger than %d bytes", flag, path, limit)
@@ -209,7 +199,7 @@ func oneOfAliases(fs *flag.FlagSet, name, alias string) error {
 		}
 	})
 	if n > 1 {
-		return usagef("--%s and --%s are one flag (--%s is nitro-cli's name): give it once", name, alias, alias)
+		return cli.Usagef("--%s and --%s are one flag (--%s is nitro-cli's name): give it once", name, alias, alias)
 	}
 	return nil
 }
@@ -218,15 +208,15 @@ func oneOfAliases(fs *flag.FlagSet, name, alias string) error {
 // output file: not a directory, in a directory that exists.
 func checkOutput(flag, path string) error {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return usagef("%s %s: is a directory", flag, path)
+		return cli.Usagef("%s %s: is a directory", flag, path)
 	}
 	dir := filepath.Dir(path)
 	st, err := os.Stat(dir)
 	switch {
 	case err != nil:
-		return usagef("%s %s: directory %s: %v", flag, path, dir, pathErr(err))
+		return cli.Usagef("%s %s: directory %s: %v", flag, path, dir, pathErr(err))
 	case !st.IsDir():
-		return usagef("%s %s: %s is not a directory", flag, path, dir)
+		return cli.Usagef("%s %s: %s is not a directory", flag, path, dir)
 	}
 	return nil
 }
@@ -242,7 +232,7 @@ func writeFileAtomic(flag, path string, write func(*os.File) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		return usagef("%s %s: cannot create a file in %s: %v", flag, path, dir, pathErr(err))
+		return cli.Usagef("%s %s: cannot create a file in %s: %v", flag, path, dir, pathErr(err))
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	err = write(tmp)
@@ -257,7 +247,7 @@ func writeFileAtomic(flag, path string, write func(*os.File) error) error {
 	}
 	if err == nil {
 		if err = os.Rename(tmp.Name(), path); err != nil {
-			err = usagef("%s %s: %v", flag, path, pathErr(err))
+			err = cli.Usagef("%s %s: %v", flag, path, pathErr(err))
 		}
 	}
 	return err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -158,7 +159,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	for _, arg := range []string{"--version", "-version", "version"} {
-		if code, out, errOut := runAttest(t, arg); code != 0 || out != "attest "+version.Version+"\n" || errOut != "" {
+		if code, out, errOut := runAttest(t, arg); code != 0 || out != "attest "+version.Version+" ("+runtime.Version()+")\n" || errOut != "" {
 			t.Errorf("attest %s: exit %d, stdout %q, stderr %q", arg, code, out, errOut)
 		}
 	}

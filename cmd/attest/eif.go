@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/eif"
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/pcr"
 	"github.com/attestd/attestd/platform"
 )
 
 func init() {
-	register(command{name: "eif", summary: "describe or build an enclave image file (EIF)", run: runEIF})
+	register(cli.Command{Name: "eif", Summary: "describe or build an enclave image file (EIF)", Run: runEIF})
 }
 
 const eifUsage = `usage: attest eif describe FILE [--json] [--policy OUT.json]
@@ -46,7 +47,7 @@ cannot be written: a directory, a missing directory).
 
 func runEIF(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: describe or build")
+		return cli.Usagef("missing subcommand: describe or build")
 	}
 	switch args[0] {
 	case "describe":
@@ -55,9 +56,9 @@ func runEIF(args []string, stdout, stderr io.Writer) error {
 		return runEIFBuild(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		io.WriteString(stdout, eifUsage)
-		return errHelp
+		return cli.ErrHelp
 	}
-	return usagef("unknown subcommand %q: want describe or build", args[0])
+	return cli.Usagef("unknown subcommand %q: want describe or build", args[0])
 }
 
 func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
@@ -69,7 +70,7 @@ func runEIFDescribe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("want exactly one EIF file, got %d arguments", len(pos))
+		return cli.Usagef("want exactly one EIF file, got %d arguments", len(pos))
 	}
 	img, err := parseEIFFile("EIF", pos[0])
 	if err != nil {
@@ -275,21 +276,21 @@ func runEIFBuild(args []string, stdout, stderr io.Writer) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case len(pos) != 0:
-		return usagef("unexpected argument %q", pos[0])
+		return cli.Usagef("unexpected argument %q", pos[0])
 	case *kernel == "":
-		return usagef("--kernel is required")
+		return cli.Usagef("--kernel is required")
 	case *output == "":
-		return usagef("--output is required")
+		return cli.Usagef("--output is required")
 	case len(ramdisks) == 0:
-		return usagef("at least one --ramdisk is required")
+		return cli.Usagef("at least one --ramdisk is required")
 	case set["cmdline"] == set["cmdline-file"]:
-		return usagef("give exactly one of --cmdline and --cmdline-file")
+		return cli.Usagef("give exactly one of --cmdline and --cmdline-file")
 	case (*signingKey == "") != (*signingCert == ""):
-		return usagef("--signing-key and --signing-cert go together")
+		return cli.Usagef("--signing-key and --signing-cert go together")
 	case *arch != "x86_64" && *arch != "aarch64":
-		return usagef("--arch is x86_64 or aarch64, not %q", *arch)
+		return cli.Usagef("--arch is x86_64 or aarch64, not %q", *arch)
 	case *metadataFile != "" && (set["name"] || set["version"] || set["build-time"] || set["os"] || set["kernel-version"] || set["custom-metadata"]):
-		return usagef("--metadata gives the whole metadata section: it excludes --name, --version, --build-time, --os, --kernel-version and --custom-metadata")
+		return cli.Usagef("--metadata gives the whole metadata section: it excludes --name, --version, --build-time, --os, --kernel-version and --custom-metadata")
 	}
 
 	if err := checkOutput("--output", *output); err != nil {
@@ -403,12 +404,12 @@ func eifMetadata(name, version, buildTime, osName, kernelVersion, customFile, ou
 	case buildTime != "":
 		var err error
 		if t, err = time.Parse(time.RFC3339, buildTime); err != nil {
-			return nil, usagef("--build-time: %v", err)
+			return nil, cli.Usagef("--build-time: %v", err)
 		}
 	case epoch != "":
 		s, err := strconv.ParseInt(epoch, 10, 64)
 		if err != nil {
-			return nil, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", epoch)
+			return nil, cli.Usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", epoch)
 		}
 		t = time.Unix(s, 0)
 	default:
@@ -457,10 +458,10 @@ func parseEIFFile(flag, path string) (*eif.Image, error) {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, usagef("%s %s: %v", flag, path, pathErr(err))
+		return nil, cli.Usagef("%s %s: %v", flag, path, pathErr(err))
 	}
 	if !st.Mode().IsRegular() {
-		return nil, usagef("%s %s: not a regular file", flag, path)
+		return nil, cli.Usagef("%s %s: not a regular file", flag, path)
 	}
 	img, err := eif.Parse(f, st.Size())
 	if err != nil {

@@ -11,13 +11,14 @@ import (
 	"os"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/relyingparty"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
 func init() {
-	register(command{name: "fetch", summary: "fetch a fresh document from attestd and verify it", run: runFetch})
+	register(cli.Command{Name: "fetch", Summary: "fetch a fresh document from attestd and verify it", Run: runFetch})
 }
 
 const fetchUsage = `usage: attest fetch --addr ADDR [--nonce HEX|random] [--key hpke|rsa] [verify flags] [--out DOC] [--out-key KEY] [--json]
@@ -50,19 +51,19 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return usagef("unexpected argument %q", pos[0])
+		return cli.Usagef("unexpected argument %q", pos[0])
 	}
 	if *addr == "" {
-		return usagef("--addr is required")
+		return cli.Usagef("--addr is required")
 	}
 	if _, err := vsockrpc.ParseAddr(*addr); err != nil {
-		return usagef("--addr: %v", err)
+		return cli.Usagef("--addr: %v", err)
 	}
 	if *key != keys.HPKE && *key != keys.RSA {
-		return usagef("--key %q: want %s or %s", *key, keys.HPKE, keys.RSA)
+		return cli.Usagef("--key %q: want %s or %s", *key, keys.HPKE, keys.RSA)
 	}
 	if *timeout <= 0 {
-		return usagef("--timeout must be positive")
+		return cli.Usagef("--timeout must be positive")
 	}
 
 	for _, o := range []struct{ flag, path string }{{"--out", *out}, {"--out-key", *outKey}} {
@@ -81,7 +82,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if opts.Nonce != nil && len(opts.Nonce) > vsockrpc.MaxNonceSize {
-		return usagef("--nonce: %d bytes, want 1..%d", len(opts.Nonce), vsockrpc.MaxNonceSize)
+		return cli.Usagef("--nonce: %d bytes, want 1..%d", len(opts.Nonce), vsockrpc.MaxNonceSize)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)

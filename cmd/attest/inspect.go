@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/cli"
 )
 
 func init() {
-	register(command{name: "inspect", summary: "decode a document WITHOUT verifying it: its fields and certificates (PEM), marked UNVERIFIED", run: runInspect})
+	register(cli.Command{Name: "inspect", Summary: "decode a document WITHOUT verifying it: its fields and certificates (PEM), marked UNVERIFIED", Run: runInspect})
 }
 
 const inspectUsage = `usage: attest inspect [--json] DOC
@@ -45,7 +46,7 @@ func runInspect(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("want exactly one DOC argument, got %d", len(pos))
+		return cli.Usagef("want exactly one DOC argument, got %d", len(pos))
 	}
 	doc, err := readDocument(pos[0])
 	if err != nil {

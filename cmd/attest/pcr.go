@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/pcr"
 )
 
 func init() {
-	register(command{name: "pcr", summary: "compute PCR3 (role ARN), PCR4 (instance id), PCR8 (signing certificate) or a file's PCR", run: runPCR})
+	register(cli.Command{Name: "pcr", Summary: "compute PCR3 (role ARN), PCR4 (instance id), PCR8 (signing certificate) or a file's PCR", Run: runPCR})
 }
 
 const pcrUsage = `usage: attest pcr [--role-arn ARN] [--instance-id ID] [--signing-cert CERT.pem] [--input FILE] [--json]
@@ -40,7 +41,7 @@ func runPCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 0 {
-		return usagef("unexpected argument %q", pos[0])
+		return cli.Usagef("unexpected argument %q", pos[0])
 	}
 	if err := oneOfAliases(fs, "signing-cert", "signing-certificate"); err != nil {
 		return err
@@ -50,14 +51,14 @@ func runPCR(args []string, stdout, stderr io.Writer) error {
 	if *roleARN != "" {
 		v, err := pcr.RoleARN(*roleARN)
 		if err != nil {
-			return usagef("--role-arn: %v", err)
+			return cli.Usagef("--role-arn: %v", err)
 		}
 		lines = append(lines, line{"PCR3", pcr.Hex(v), "IAM role " + *roleARN})
 	}
 	if *instanceID != "" {
 		v, err := pcr.InstanceID(*instanceID)
 		if err != nil {
-			return usagef("--instance-id: %v", err)
+			return cli.Usagef("--instance-id: %v", err)
 		}
 		lines = append(lines, line{"PCR4", pcr.Hex(v), "parent instance " + *instanceID})
 	}
@@ -80,12 +81,12 @@ func runPCR(args []string, stdout, stderr io.Writer) error {
 		v, err := pcr.MeasureReader(f)
 		f.Close()
 		if err != nil {
-			return usagef("--input %s: %v", *input, pathErr(err))
+			return cli.Usagef("--input %s: %v", *input, pathErr(err))
 		}
 		lines = append(lines, line{"PCR", pcr.Hex(v), "file " + *input})
 	}
 	if len(lines) == 0 {
-		return usagef("give at least one of --role-arn, --instance-id, --signing-cert, --input")
+		return cli.Usagef("give at least one of --role-arn, --instance-id, --signing-cert, --input")
 	}
 	if *jsonOut {
 		m := map[string]string{}

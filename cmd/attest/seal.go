@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/keys"
 	"github.com/attestd/attestd/relyingparty"
 	"github.com/attestd/attestd/seal"
@@ -16,7 +17,7 @@ import (
 )
 
 func init() {
-	register(command{name: "seal", summary: "verify a document, then seal a secret that only its enclave can open", run: runSeal})
+	register(cli.Command{Name: "seal", Summary: "verify a document, then seal a secret that only its enclave can open", Run: runSeal})
 }
 
 const sealUsage = `usage: attest seal --addr ADDR --key hpke|rsa [verify flags] [--aad TEXT | --aad-file FILE]
@@ -65,52 +66,52 @@ func runSeal(args []string, stdout, stderr io.Writer) error {
 	offline := *docPath != "" || *keyPath != ""
 	switch {
 	case len(pos) > 0:
-		return usagef("unexpected argument %q", pos[0])
+		return cli.Usagef("unexpected argument %q", pos[0])
 	case *addr != "" && offline:
-		return usagef("--addr (online) cannot be combined with --doc and --public-key (offline)")
+		return cli.Usagef("--addr (online) cannot be combined with --doc and --public-key (offline)")
 	case *addr == "" && !offline:
-		return usagef("give --addr ADDR to fetch a document, or --doc DOC and --public-key KEY to seal offline")
+		return cli.Usagef("give --addr ADDR to fetch a document, or --doc DOC and --public-key KEY to seal offline")
 	case offline && (*docPath == "" || *keyPath == ""):
-		return usagef("offline sealing needs both --doc and --public-key")
+		return cli.Usagef("offline sealing needs both --doc and --public-key")
 	case *key != keys.HPKE && *key != keys.RSA:
-		return usagef("--key %q: want %s or %s", *key, keys.HPKE, keys.RSA)
+		return cli.Usagef("--key %q: want %s or %s", *key, keys.HPKE, keys.RSA)
 	case *aad != "" && *aadFile != "":
-		return usagef("--aad and --aad-file are mutually exclusive")
+		return cli.Usagef("--aad and --aad-file are mutually exclusive")
 	case (*aad != "" || *aadFile != "") && *key != keys.HPKE:
-		return usagef("--aad and --aad-file apply to --key hpke only (RSA-OAEP carries no aad)")
+		return cli.Usagef("--aad and --aad-file apply to --key hpke only (RSA-OAEP carries no aad)")
 	case *oaepHash != "" && *key != keys.RSA:
-		return usagef("--oaep-hash applies to --key rsa only")
+		return cli.Usagef("--oaep-hash applies to --key rsa only")
 	case *oaepHash != "" && *oaepHash != seal.OAEPSHA256 && *oaepHash != seal.OAEPSHA1:
-		return usagef("--oaep-hash %q: want %s or %s", *oaepHash, seal.OAEPSHA256, seal.OAEPSHA1)
+		return cli.Usagef("--oaep-hash %q: want %s or %s", *oaepHash, seal.OAEPSHA256, seal.OAEPSHA1)
 	case *timeout <= 0:
-		return usagef("--timeout must be positive")
+		return cli.Usagef("--timeout must be positive")
 	case vf.at != "" || vf.atDocTime:
 		// Audit modes: they prove a document was valid then, not that its key may be sealed to now.
-		return usagef("--at and --at-doc-time are for audits: attest seal verifies as of now")
+		return cli.Usagef("--at and --at-doc-time are for audits: attest seal verifies as of now")
 	}
 	if *addr != "" {
 		if _, err := vsockrpc.ParseAddr(*addr); err != nil {
-			return usagef("--addr: %v", err)
+			return cli.Usagef("--addr: %v", err)
 		}
 		if vf.nonce == "random" {
 			vf.nonce = "" // relyingparty.Fetch sends fresh random bytes
 		}
 	} else if vf.nonce == "random" {
-		return usagef("--nonce random: a saved document can only be checked against the nonce it was fetched with (HEX)")
+		return cli.Usagef("--nonce random: a saved document can only be checked against the nonce it was fetched with (HEX)")
 	}
 	opts, err := vf.options()
 	if err != nil {
 		return err
 	}
 	if opts.Nonce != nil && len(opts.Nonce) > vsockrpc.MaxNonceSize {
-		return usagef("--nonce: %d bytes, want 1..%d", len(opts.Nonce), vsockrpc.MaxNonceSize)
+		return cli.Usagef("--nonce: %d bytes, want 1..%d", len(opts.Nonce), vsockrpc.MaxNonceSize)
 	}
 
 	so := relyingparty.SealOptions{OAEPHash: *oaepHash}
 	switch {
 	case *aad != "":
 		if len(*aad) > seal.MaxAAD {
-			return usagef("--aad is %d bytes, over %d", len(*aad), seal.MaxAAD)
+			return cli.Usagef("--aad is %d bytes, over %d", len(*aad), seal.MaxAAD)
 		}
 		so.AAD = []byte(*aad)
 	case *aadFile != "":

@@ -18,10 +18,11 @@ import (
 
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/attestedtls"
+	"github.com/attestd/attestd/internal/cli"
 )
 
 func init() {
-	register(command{name: "tls-check", summary: "connect to an attested TLS server and verify it", run: runTLSCheck})
+	register(cli.Command{Name: "tls-check", Summary: "connect to an attested TLS server and verify it", Run: runTLSCheck})
 }
 
 const tlsCheckUsage = `usage: attest tls-check URL|HOST:PORT [verify flags] [--webpki [--ca FILE]] [--bind-session] [--json]
@@ -65,7 +66,7 @@ func runTLSCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("want one URL or HOST:PORT")
+		return cli.Usagef("want one URL or HOST:PORT")
 	}
 	addr, err := tlsTarget(pos[0])
 	if err != nil {
@@ -73,15 +74,15 @@ func runTLSCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case vf.anyPCRs:
-		return usagef("--any-pcrs: attested TLS needs a PCR policy (--pcr or --pcrs-from): the enclave image is the server's identity")
+		return cli.Usagef("--any-pcrs: attested TLS needs a PCR policy (--pcr or --pcrs-from): the enclave image is the server's identity")
 	case vf.nonce != "":
-		return usagef("--nonce does not apply: use --bind-session for a fresh, connection-bound document")
+		return cli.Usagef("--nonce does not apply: use --bind-session for a fresh, connection-bound document")
 	case vf.atDocTime:
-		return usagef("--at-doc-time does not apply to a live connection")
+		return cli.Usagef("--at-doc-time does not apply to a live connection")
 	case *ca != "" && !*webPKI:
-		return usagef("--ca needs --webpki")
+		return cli.Usagef("--ca needs --webpki")
 	case *timeout <= 0:
-		return usagef("--timeout must be positive")
+		return cli.Usagef("--timeout must be positive")
 	}
 	opts, err := vf.options()
 	if err != nil {
@@ -100,7 +101,7 @@ func runTLSCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	c, err := attestedtls.NewClient(cfg)
 	if err != nil {
-		return usagef("%v", err)
+		return cli.Usagef("%v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
@@ -129,7 +130,7 @@ func tlsTarget(s string) (string, error) {
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			return "", usagef("%q: want an https:// URL or HOST:PORT", s)
+			return "", cli.Usagef("%q: want an https:// URL or HOST:PORT", s)
 		}
 		if u.Port() == "" {
 			return net.JoinHostPort(u.Hostname(), "443"), nil
@@ -137,7 +138,7 @@ func tlsTarget(s string) (string, error) {
 		return u.Host, nil
 	}
 	if h, p, err := net.SplitHostPort(s); err != nil || h == "" || p == "" {
-		return "", usagef("%q: want an https:// URL or HOST:PORT", s)
+		return "", cli.Usagef("%q: want an https:// URL or HOST:PORT", s)
 	}
 	return s, nil
 }

@@ -8,10 +8,11 @@ import (
 	"io"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/cli"
 )
 
 func init() {
-	register(command{name: "verify", summary: "verify an attestation document: AWS chain, signature, PCR policy, debug, nonce, freshness", run: runVerify})
+	register(cli.Command{Name: "verify", Summary: "verify an attestation document: AWS chain, signature, PCR policy, debug, nonce, freshness", Run: runVerify})
 }
 
 const verifyUsage = `usage: attest verify [flags] DOC
@@ -49,7 +50,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef("want exactly one DOC argument, got %d", len(pos))
+		return cli.Usagef("want exactly one DOC argument, got %d", len(pos))
 	}
 	opts, err := vf.options()
 	if err != nil {

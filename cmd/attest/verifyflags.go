@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/attestation"
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/keys"
 )
 
@@ -69,11 +70,11 @@ func (f *verifyFlags) options() (attestation.Options, error) {
 	}
 	if f.at != "" {
 		if f.atDocTime {
-			return o, usagef("--at and --at-doc-time are mutually exclusive")
+			return o, cli.Usagef("--at and --at-doc-time are mutually exclusive")
 		}
 		t, err := time.Parse(time.RFC3339, f.at)
 		if err != nil {
-			return o, usagef("--at: want an RFC 3339 time such as 2025-09-23T12:00:00Z: %v", err)
+			return o, cli.Usagef("--at: want an RFC 3339 time such as 2025-09-23T12:00:00Z: %v", err)
 		}
 		o.Time = t
 	}
@@ -82,11 +83,11 @@ func (f *verifyFlags) options() (attestation.Options, error) {
 	pinned := len(f.pcrs.policy) != 0 || f.pcrsFrom != ""
 	switch {
 	case f.anyPCRs && pinned:
-		return o, usagef("--any-pcrs cannot be combined with --pcr or --pcrs-from")
+		return o, cli.Usagef("--any-pcrs cannot be combined with --pcr or --pcrs-from")
 	case f.anyPCRs:
 		o.AnyPCRs = true
 	case !pinned:
-		return o, usagef("no PCR policy: pin the enclave image with --pcr N=HEX or --pcrs-from FILE, or pass --any-pcrs to accept any image")
+		return o, cli.Usagef("no PCR policy: pin the enclave image with --pcr N=HEX or --pcrs-from FILE, or pass --any-pcrs to accept any image")
 	default:
 		o.PCRs = map[int][][]byte{}
 		if f.pcrsFrom != "" {
@@ -103,7 +104,7 @@ func (f *verifyFlags) options() (attestation.Options, error) {
 			}
 			// Adding --pcr must never widen the file's policy: one source per PCR.
 			if _, dup := o.PCRs[idx]; dup {
-				return o, usagef("PCR%d is named by both --pcrs-from and --pcr: give each PCR in one place", idx)
+				return o, cli.Usagef("PCR%d is named by both --pcrs-from and --pcr: give each PCR in one place", idx)
 			}
 			o.PCRs[idx] = vals
 		}
@@ -112,7 +113,7 @@ func (f *verifyFlags) options() (attestation.Options, error) {
 	if f.nonce != "" {
 		n, err := hex.DecodeString(f.nonce)
 		if err != nil {
-			return o, usagef("--nonce: not hex: %v", err)
+			return o, cli.Usagef("--nonce: not hex: %v", err)
 		}
 		o.Nonce = n
 	}
@@ -193,15 +194,15 @@ const maxPublicKeyFile = 8 << 10
 func (e *expectFlags) apply(o *attestation.Options) (publicKey []byte, err error) {
 	if e.key != "" {
 		if e.publicKey == "" {
-			return nil, usagef("--key names the key of --public-key: give --public-key too")
+			return nil, cli.Usagef("--key names the key of --public-key: give --public-key too")
 		}
 		if e.key != keys.HPKE && e.key != keys.RSA {
-			return nil, usagef("--key %q: want %s or %s", e.key, keys.HPKE, keys.RSA)
+			return nil, cli.Usagef("--key %q: want %s or %s", e.key, keys.HPKE, keys.RSA)
 		}
 	}
 	if e.userData != "" {
 		if o.UserData, err = hex.DecodeString(e.userData); err != nil {
-			return nil, usagef("--user-data: not hex: %v", err)
+			return nil, cli.Usagef("--user-data: not hex: %v", err)
 		}
 	}
 	if e.publicKey == "" {

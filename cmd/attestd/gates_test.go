@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/internal/testlog"
 	"github.com/attestd/attestd/platform"
 )
@@ -64,7 +65,7 @@ func TestGateFlags(t *testing.T) {
 			t.Errorf("%v: devMode %q, QuietSkips %v", args, o.devMode, o.platform.QuietSkips)
 		}
 	}
-	if _, _, err := parseFlags([]string{"--insecure-skip-kernel-check=maybe"}, io.Discard); !errors.As(err, new(usageError)) {
+	if _, _, err := parseFlags([]string{"--insecure-skip-kernel-check=maybe"}, io.Discard); !errors.As(err, new(cli.UsageError)) {
 		t.Errorf("--insecure-skip-kernel-check=maybe: %v, want a usage error", err)
 	}
 }

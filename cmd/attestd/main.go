@@ -27,7 +27,6 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +37,7 @@ import (
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/internal/cliflag"
 	internalversion "github.com/attestd/attestd/internal/version"
 	"github.com/attestd/attestd/keys"
@@ -92,10 +92,6 @@ type options struct {
 	kmsTTL      time.Duration
 }
 
-var errHelp = errors.New("help requested")
-
-type usageError struct{ error }
-
 const usage = `usage: attestd [flags]
 
 The attestation agent inside a Nitro Enclave (docs/agent.md). Exit status: 0 after a clean
@@ -107,7 +103,7 @@ flags:
 // parseFlags parses and checks every flag and address, before any start-up
 // work: a mistake in them is a usage error (exit 2), never a failure found
 // after the gates ran or the keys were generated. --help prints the help on
-// stdout and returns errHelp.
+// stdout and returns cli.ErrHelp.
 func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("attestd", flag.ContinueOnError)
@@ -136,12 +132,12 @@ func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			cliflag.PrintHelp(stdout, fs, usage)
-			return nil, false, errHelp
+			return nil, false, cli.ErrHelp
 		}
-		return nil, false, usageError{err}
+		return nil, false, cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, false, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+		return nil, false, cli.UsageError{Err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	if *showVersion {
 		return o, true, nil
@@ -162,56 +158,56 @@ func parseFlags(args []string, stdout io.Writer) (*options, bool, error) {
 	}
 	switch {
 	case *userDataHex != "" && *userDataFile != "":
-		return nil, false, usageError{errors.New("--user-data and --user-data-file are exclusive")}
+		return nil, false, cli.UsageError{Err: errors.New("--user-data and --user-data-file are exclusive")}
 	case *userDataHex != "":
 		b, err := hex.DecodeString(*userDataHex)
 		if err != nil {
-			return nil, false, usageError{fmt.Errorf("--user-data: %v", err)}
+			return nil, false, cli.UsageError{Err: fmt.Errorf("--user-data: %v", err)}
 		}
 		o.userData = b
 	case *userDataFile != "":
 		b, err := readSmallFile(*userDataFile, agent.MaxUserData)
 		if err != nil {
-			return nil, false, usageError{fmt.Errorf("--user-data-file: %v", err)}
+			return nil, false, cli.UsageError{Err: fmt.Errorf("--user-data-file: %v", err)}
 		}
 		o.userData = b
 	}
 	if len(o.userData) > agent.MaxUserData {
-		return nil, false, usageError{fmt.Errorf("user_data is %d bytes, at most %d", len(o.userData), agent.MaxUserData)}
+		return nil, false, cli.UsageError{Err: fmt.Errorf("user_data is %d bytes, at most %d", len(o.userData), agent.MaxUserData)}
 	}
 	if o.nonceMin < 1 || o.nonceMax > vsockrpc.MaxNonceSize || o.nonceMin > o.nonceMax {
-		return nil, false, usageError{fmt.Errorf("--nonce-min/--nonce-max: %d..%d not within 1..%d", o.nonceMin, o.nonceMax, vsockrpc.MaxNonceSize)}
+		return nil, false, cli.UsageError{Err: fmt.Errorf("--nonce-min/--nonce-max: %d..%d not within 1..%d", o.nonceMin, o.nonceMax, vsockrpc.MaxNonceSize)}
 	}
 	if o.hpkeKEM != keys.KEMMLKEM768X25519 && o.hpkeKEM != keys.KEMX25519 {
-		return nil, false, usageError{fmt.Errorf("--hpke-kem %q: want %s or %s", o.hpkeKEM, keys.KEMMLKEM768X25519, keys.KEMX25519)}
+		return nil, false, cli.UsageError{Err: fmt.Errorf("--hpke-kem %q: want %s or %s", o.hpkeKEM, keys.KEMMLKEM768X25519, keys.KEMX25519)}
 	}
 	if o.kmsTTL <= 0 {
-		return nil, false, usageError{fmt.Errorf("--kms-handle-ttl %v: must be positive", o.kmsTTL)}
+		return nil, false, cli.UsageError{Err: fmt.Errorf("--kms-handle-ttl %v: must be positive", o.kmsTTL)}
 	}
 	if o.reseed < time.Second {
-		return nil, false, usageError{fmt.Errorf("--reseed-interval %v: at least 1s", o.reseed)}
+		return nil, false, cli.UsageError{Err: fmt.Errorf("--reseed-interval %v: at least 1s", o.reseed)}
 	}
 	if o.maxConns < 1 || o.drainTimeout <= 0 {
-		return nil, false, usageError{errors.New("--max-conns and --drain-timeout must be positive")}
+		return nil, false, cli.UsageError{Err: errors.New("--max-conns and --drain-timeout must be positive")}
 	}
 	if err := checkAddrs(o); err != nil {
-		return nil, false, usageError{err}
+		return nil, false, cli.UsageError{Err: err}
 	}
 	if err := checkNSM(o.nsmPath); err != nil {
-		return nil, false, usageError{err}
+		return nil, false, cli.UsageError{Err: err}
 	}
 	if o.socketGroup != "" {
 		gid, err := lookupGroup(o.socketGroup)
 		if err != nil {
-			return nil, false, usageError{err}
+			return nil, false, cli.UsageError{Err: err}
 		}
 		o.socketGID = gid
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
-		return nil, false, usageError{fmt.Errorf("--log-format %q: want text or json", o.logFormat)}
+		return nil, false, cli.UsageError{Err: fmt.Errorf("--log-format %q: want text or json", o.logFormat)}
 	}
 	if _, err := newLogger(o, io.Discard); err != nil {
-		return nil, false, usageError{err}
+		return nil, false, cli.UsageError{Err: err}
 	}
 	return o, false, nil
 }
@@ -349,13 +345,13 @@ func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, showVersion, err := parseFlags(args, stdout)
 	switch {
-	case errors.Is(err, errHelp):
+	case errors.Is(err, cli.ErrHelp):
 		return 0
 	case err != nil:
 		fmt.Fprintf(stderr, "attestd: %v\nrun 'attestd --help' for usage\n", err)
 		return 2
 	case showVersion:
-		fmt.Fprintf(stdout, "attestd %s (%s)\n", version, runtime.Version())
+		fmt.Fprintln(stdout, cli.VersionLine("attestd"))
 		return 0
 	}
 	log, err := newLogger(o, stderr) // checked by parseFlags

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/mocknsm"
 )
 
@@ -56,7 +57,7 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *dir == "" {
-		return usagef("--dir is required")
+		return cli.Usagef("--dir is required")
 	}
 	cfg := mocknsm.Config{ModuleID: *moduleID, Region: *region, Debug: *debug, PCRs: pcrs}
 	if err := cfg.Validate(); err != nil { // before --force removes anything

@@ -14,83 +14,21 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/internal/cliflag"
-	"github.com/attestd/attestd/internal/version"
 )
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// usageError marks an error as a usage error (exit code 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// errHelp is returned by a subcommand that printed its help on request.
-var errHelp = errors.New("help requested")
-
-type command struct {
-	name    string
-	summary string
-	run     func(args []string, stdout, stderr io.Writer) error
-}
-
-var commands = []command{
-	{"init", "create the mock PKI and enclave state in a directory", runInit},
-	{"serve", "serve the mock NSM as a FUSE device file DIR/nsm", runServe},
-}
-
-const usage = `usage: nsm-mock <command> [flags]
-
-commands:
-`
-
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, usage)
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'nsm-mock <command> --help' for the command's flags; 'nsm-mock --version' prints the version.")
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		printUsage(stderr)
-		return 2
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		printUsage(stdout)
-		return 0
-	case "-version", "--version", "version":
-		fmt.Fprintf(stdout, "nsm-mock %s (%s)\n", version.Version, runtime.Version())
-		return 0
-	}
-	for _, c := range commands {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(args[1:], stdout, stderr)
-		switch {
-		case err == nil, errors.Is(err, errHelp):
-			return 0
-		case errors.As(err, new(usageError)):
-			fmt.Fprintf(stderr, "nsm-mock %s: %v\nrun 'nsm-mock %s --help' for usage\n", c.name, err, c.name)
-			return 2
-		default:
-			fmt.Fprintf(stderr, "nsm-mock %s: %v\n", c.name, err)
-			return 1
-		}
-	}
-	fmt.Fprintf(stderr, "nsm-mock: unknown command %q\n", args[0])
-	printUsage(stderr)
-	return 2
+var program = &cli.Program{
+	Name: "nsm-mock",
+	Commands: []cli.Command{
+		{Name: "init", Summary: "create the mock PKI and enclave state in a directory", Run: runInit},
+		{Name: "serve", Summary: "serve the mock NSM as a FUSE device file DIR/nsm", Run: runServe},
+	},
 }
 
 // parseFlags parses a subcommand's flags; -h prints the help to stdout.
@@ -99,12 +37,14 @@ func parseFlags(fs *flag.FlagSet, synopsis, description string, args []string, s
 	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			cliflag.PrintHelp(stdout, fs, fmt.Sprintf("usage: nsm-mock %s\n\n%s\n\nflags:\n", synopsis, description))
-			return errHelp
+			return cli.ErrHelp
 		}
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }
+
+func run(args []string, stdout, stderr io.Writer) int { return program.Run(args, stdout, stderr) }

@@ -4,6 +4,8 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+
+	"github.com/attestd/attestd/internal/cli"
 )
 
 // serveFlags are the flags of nsm-mock serve.
@@ -32,7 +34,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if f.dir == "" || f.mount == "" {
-		return usagef("--dir and --mount are required")
+		return cli.Usagef("--dir and --mount are required")
 	}
 	var h slog.Handler
 	opts := &slog.HandlerOptions{Level: f.logLevel}
