@@ -17,7 +17,10 @@ func TestProgram(t *testing.T) {
 	p := &Program{
 		Name: "prog",
 		Commands: []Command{
-			{"ok", "succeeds", func(args []string, stdout, _ io.Writer) error { fmt.Fprint(stdout, strings.Join(args, ",")); return nil }},
+			{"ok", "succeeds", func(args []string, stdout, _ io.Writer) error {
+				fmt.Fprint(stdout, strings.Join(args, ","))
+				return nil
+			}},
 			{"help", "never reached: help is the program's", nil},
 			{"usage", "fails with a usage error", func([]string, io.Writer, io.Writer) error { return Usagef("--x: bad %d", 7) }},
 			{"reject", "fails", func([]string, io.Writer, io.Writer) error { return fmt.Errorf("wrapped: %w", errors.New("rejected")) }},
