@@ -15,6 +15,8 @@ import (
 	"testing"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/attestd/attestd/internal/fuzzedit"
 )
 
 // genericMode is fxamacker/cbor as a reference decoder: duplicate keys
@@ -148,109 +150,6 @@ func fuzzBases(t testing.TB) [][]byte {
 	return bases
 }
 
-// maxEditScript bounds the edit scripts the fuzz targets act on: longer ones
-// are ignored, so they never become corpus entries that take seconds to
-// minimise (the minimiser's passes are quadratic in the length). Sixty-four
-// bytes hold several edits.
-const maxEditScript = 64
-
-// Edit-script operations (applyEdits).
-const (
-	editOverwrite = iota // off, n, n bytes: overwrite from off (growing the document if needed)
-	editInsert           // off, n, n bytes: insert at off
-	editDelete           // off, n (2 bytes): delete n bytes from off
-	editCopy             // off, src (2 bytes), n (2 bytes): insert a copy of doc[src:src+n] at off
-)
-
-// applyEdits returns a copy of base changed by the edit script s: a sequence
-// of operations, each an op byte (low two bits: editOverwrite..editCopy) and a
-// two-byte big-endian offset taken modulo len+1, then the operation's
-// arguments; a script cut short ends early.
-//
-// The fuzz targets take a base document and an edit script, not whole
-// documents, because Go minimises every input that finds new coverage for up
-// to -fuzzminimizetime (60 s by default) with passes that are quadratic in the
-// input's length: a 5 KB document is never minimised within the limit, so
-// each new path stalled the fuzzer for a minute. A script is a few bytes and
-// minimises in milliseconds, and still reaches any byte of any document.
-func applyEdits(base, s []byte) []byte {
-	doc := bytes.Clone(base)
-	u16 := func(b []byte) int { return int(b[0])<<8 | int(b[1]) }
-	for len(s) >= 4 && len(doc) <= 2*MaxDocumentSize {
-		op, off := s[0]&3, u16(s[1:3])%(len(doc)+1)
-		switch op {
-		case editOverwrite, editInsert:
-			n := min(int(s[3]), len(s)-4)
-			data := s[4 : 4+n]
-			s = s[4+n:]
-			if op == editInsert {
-				doc = slices.Insert(doc, off, data...)
-				continue
-			}
-			end := min(off+n, len(doc))
-			doc = slices.Replace(doc, off, end, data...)
-		case editDelete:
-			if len(s) < 5 {
-				return doc
-			}
-			doc = slices.Delete(doc, off, min(off+u16(s[3:5]), len(doc)))
-			s = s[5:]
-		case editCopy:
-			if len(s) < 7 {
-				return doc
-			}
-			src := u16(s[3:5]) % (len(doc) + 1)
-			piece := bytes.Clone(doc[src:min(src+u16(s[5:7]), len(doc))])
-			doc = slices.Insert(doc, off, piece...)
-			s = s[7:]
-		}
-	}
-	return doc
-}
-
-// fuzzEdits runs check on real documents changed by edit scripts: every
-// unchanged document is a seed, and scripts longer than maxEditScript are
-// skipped.
-func fuzzEdits(f *testing.F, check func(t *testing.T, data []byte)) {
-	bases := fuzzBases(f)
-	for i := range bases {
-		f.Add(uint8(i), []byte(nil))
-	}
-	f.Fuzz(func(t *testing.T, base uint8, edits []byte) {
-		if len(edits) > maxEditScript {
-			return
-		}
-		check(t, applyEdits(bases[int(base)%len(bases)], edits))
-	})
-}
-
-// TestApplyEdits pins the edit-script format the seed corpora are written in.
-func TestApplyEdits(t *testing.T) {
-	base := []byte("abcdef")
-	for _, c := range []struct {
-		script []byte
-		want   string
-	}{
-		{nil, "abcdef"},
-		{[]byte{editOverwrite, 0, 1, 2, 'X', 'Y'}, "aXYdef"},
-		{[]byte{editOverwrite, 0, 5, 3, 'X', 'Y', 'Z'}, "abcdeXYZ"},
-		{[]byte{editInsert, 0, 0, 1, 0xd2}, "\xd2abcdef"},
-		{[]byte{editInsert, 0, 7, 1, 'X'}, "Xabcdef"}, // offset 7 mod 7
-		{[]byte{editDelete, 0, 2, 0, 2}, "abef"},
-		{[]byte{editDelete, 0, 6, 0, 2}, "abcdef"},
-		{[]byte{editCopy, 0, 6, 0, 0, 0, 3}, "abcdefabc"},
-		{[]byte{editDelete | 4, 0, 0, 0, 1, editInsert, 0, 0, 1, 'z'}, "zbcdef"},
-		{[]byte{editDelete, 0, 0}, "abcdef"}, // cut short
-	} {
-		if got := string(applyEdits(base, c.script)); got != c.want {
-			t.Errorf("applyEdits(%x) = %q, want %q", c.script, got, c.want)
-		}
-	}
-	if string(base) != "abcdef" {
-		t.Fatal("applyEdits changed its base")
-	}
-}
-
 // TestDifferential compares our decoder with fxamacker on every real
 // document and every catalogue document our decoder accepts.
 func TestDifferential(t *testing.T) {
@@ -284,7 +183,7 @@ func TestDifferential(t *testing.T) {
 // FuzzParse: the decoder never panics, fails only with *Error, and whatever
 // it accepts, fxamacker decodes to the same values.
 func FuzzParse(f *testing.F) {
-	fuzzEdits(f, func(t *testing.T, data []byte) {
+	fuzzedit.Run(f, fuzzBases(f), 2*MaxDocumentSize, func(t *testing.T, data []byte) {
 		var p parsed
 		err := parse(data, &p)
 		if err != nil {
@@ -532,7 +431,7 @@ func negateScalar(s []byte) []byte {
 // genuine document (only the unsigned outer wrapping may differ).
 func FuzzVerify(f *testing.F) {
 	fuzzSetup(f)
-	fuzzEdits(f, func(t *testing.T, data []byte) {
+	fuzzedit.Run(f, fuzzBases(f), 2*MaxDocumentSize, func(t *testing.T, data []byte) {
 		d, err := fuzzVerifier.Verify(data)
 		if err != nil {
 			if d != nil || !errors.As(err, new(*Error)) {

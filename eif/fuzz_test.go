@@ -3,16 +3,38 @@ package eif
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/attestd/attestd/internal/fuzzedit"
 )
+
+// fuzzBases reads the raw inputs in testdata/fuzzbase/dir, in name order, that a fuzz target
+// edits (package fuzzedit: images are kilobytes, too long for Go's minimiser).
+func fuzzBases(f *testing.F, dir string) [][]byte {
+	paths, err := filepath.Glob(filepath.Join("testdata", "fuzzbase", dir, "*"))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no fuzz bases in testdata/fuzzbase/%s: %v", dir, err)
+	}
+	var bases [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		bases = append(bases, b)
+	}
+	return bases
+}
 
 // FuzzParse: Parse never panics, fails only with typed errors, and whatever it accepts is
 // self-consistent. Each input is also parsed with its CRC fixed, so that mutations reach the
-// metadata and signature decoders instead of stopping at the CRC check. The seed corpus in
-// testdata/fuzz/FuzzParse holds the test vector, small built images (unsigned, signed,
-// single ramdisk) and truncations.
+// metadata and signature decoders instead of stopping at the CRC check. The inputs are edits
+// (package fuzzedit) of testdata/fuzzbase/parse: the test vector, small built images
+// (unsigned, signed, single ramdisk, three ramdisks, bzImage and arm64 kernels) and truncations.
 func FuzzParse(f *testing.F) {
-	f.Fuzz(func(t *testing.T, b []byte) {
+	fuzzedit.Run(f, fuzzBases(f, "parse"), 64<<10, func(t *testing.T, b []byte) {
 		check(t, b)
 		if len(b) >= HeaderSize {
 			check(t, fixCRC(append([]byte{}, b...)))
@@ -52,10 +74,19 @@ func check(t *testing.T, b []byte) {
 
 // FuzzKernel: ReadKernel never panics, reports only a well-formed release, and gives the same
 // answer when the section is streamed in pieces (of 1 to 256 bytes, from step) as in one go.
-// The seed corpus in testdata/fuzz/FuzzKernel holds synthetic bzImages (4.14, 6.6, a zero
-// pointer, a string without NUL) and arm64 Images (one banner, two conflicting banners).
+// The inputs are edits (package fuzzedit) of testdata/fuzzbase/kernel: synthetic bzImages
+// (4.14, 6.6, a zero pointer, a pointer past the setup, a string without NUL) and arm64 Images
+// (one banner, two conflicting banners).
 func FuzzKernel(f *testing.F) {
-	f.Fuzz(func(t *testing.T, section []byte, step uint8) {
+	bases := fuzzBases(f, "kernel")
+	for i := range bases {
+		f.Add(uint8(i), []byte(nil), uint8(i*37))
+	}
+	f.Fuzz(func(t *testing.T, base uint8, script []byte, step uint8) {
+		if len(script) > fuzzedit.MaxScript {
+			return
+		}
+		section := fuzzedit.Apply(bases[int(base)%len(bases)], script, 16<<10)
 		k := ReadKernel(section)
 		switch k.Format {
 		case KernelBzImage, KernelArm64Image:

@@ -1,0 +1,31 @@
+package fuzzedit
+
+import "testing"
+
+// TestApply pins the edit-script format the seed corpora are written in.
+func TestApply(t *testing.T) {
+	base := []byte("abcdef")
+	for _, c := range []struct {
+		script []byte
+		want   string
+	}{
+		{nil, "abcdef"},
+		{[]byte{Overwrite, 0, 1, 2, 'X', 'Y'}, "aXYdef"},
+		{[]byte{Overwrite, 0, 5, 3, 'X', 'Y', 'Z'}, "abcdeXYZ"},
+		{[]byte{Insert, 0, 0, 1, 0xd2}, "\xd2abcdef"},
+		{[]byte{Insert, 0, 7, 1, 'X'}, "Xabcdef"}, // offset 7 mod 7
+		{[]byte{Delete, 0, 2, 0, 2}, "abef"},
+		{[]byte{Delete, 0, 6, 0, 2}, "abcdef"},
+		{[]byte{Copy, 0, 6, 0, 0, 0, 3}, "abcdefabc"},
+		{[]byte{Delete | 4, 0, 0, 0, 1, Insert, 0, 0, 1, 'z'}, "zbcdef"},
+		{[]byte{Delete, 0, 0}, "abcdef"},                                                  // cut short
+		{[]byte{Insert, 0, 0, 4, 'w', 'x', 'y', 'z', Insert, 0, 0, 1, 'v'}, "wxyzabcdef"}, // longer than maxLen 8: stops
+	} {
+		if got := string(Apply(base, c.script, 8)); got != c.want {
+			t.Errorf("Apply(%x) = %q, want %q", c.script, got, c.want)
+		}
+	}
+	if string(base) != "abcdef" {
+		t.Fatal("Apply changed its base")
+	}
+}
