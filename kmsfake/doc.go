@@ -1,5 +1,5 @@
 // Package kmsfake is a KMS-shaped HTTP server for tests: it speaks AWS KMS's JSON protocol for
-// GenerateDataKey, Decrypt and GenerateRandom with the Nitro Enclaves Recipient parameter, so that an
+// GenerateDataKey, GenerateDataKeyPair, Decrypt and GenerateRandom with the Nitro Enclaves Recipient parameter, so that an
 // application using an unmodified AWS SDK (pointed at it with an endpoint override) can be tested end to end
 // against attestd without AWS. It is test infrastructure, not a KMS: its keys live in memory, its ciphertext
 // blobs are its own format, and it implements only what the Recipient flow needs.
@@ -19,7 +19,8 @@
 //   - Authorization by a key policy (and, for GenerateRandom, which has no key, an IAM-style policy) in IAM
 //     JSON: an explicit Deny wins, then an Allow, else AccessDeniedException. See Policy for the subset.
 //   - With a Recipient, the answer has CiphertextForRecipient, the plaintext in KMS's exact envelope
-//     (kmsenvelope.Build) encrypted to the document's RSA-2048 public_key, and no Plaintext.
+//     (kmsenvelope.Build) encrypted to the document's RSA-2048 public_key, and no Plaintext (for
+//     GenerateDataKeyPair: no PrivateKeyPlaintext; the envelope holds the PKCS#8 private key).
 //
 // Where KMS's behaviour is unknown or not needed, the fake chooses and says so: a Recipient document that
 // does not verify contributes no condition keys (so a policy with attestation conditions denies it, which
@@ -29,7 +30,8 @@
 // AWS's JSON services return (MissingAuthenticationTokenException, IncompleteSignatureException,
 // UnrecognizedClientException, InvalidSignatureException), all with status 400.
 //
-// Ciphertext blobs (CiphertextBlob of GenerateDataKey, input of Decrypt) are this package's own
+// Ciphertext blobs (CiphertextBlob of GenerateDataKey, PrivateKeyCiphertextBlob of GenerateDataKeyPair,
+// input of Decrypt) are this package's own
 // authenticated format, not KMS's:
 //
 //	"kf1" || len(keyID) (1 byte) || keyID || nonce (12 bytes) || AES-256-GCM(key material, nonce, plaintext, aad)

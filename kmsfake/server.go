@@ -2,6 +2,9 @@ package kmsfake
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -237,6 +240,12 @@ func (s *Server) serve(r *http.Request) (any, *apiError) {
 			return nil, serialization(err.Error())
 		}
 		return s.decrypt(&req)
+	case "GenerateDataKeyPair":
+		var req generateDataKeyPairRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, serialization(err.Error())
+		}
+		return s.generateDataKeyPair(&req)
 	case "GenerateRandom":
 		var req generateRandomRequest
 		if err := decodeStrict(body, &req); err != nil {
@@ -268,6 +277,24 @@ type generateDataKeyResponse struct {
 	KeyID                  string `json:"KeyId"`
 	Plaintext              []byte `json:",omitempty"`
 	CiphertextForRecipient []byte `json:",omitempty"`
+}
+
+type generateDataKeyPairRequest struct {
+	KeyID             string `json:"KeyId"`
+	KeyPairSpec       string
+	EncryptionContext map[string]string
+	GrantTokens       []string
+	Recipient         *recipientInfo
+	DryRun            bool
+}
+
+type generateDataKeyPairResponse struct {
+	KeyID                    string `json:"KeyId"`
+	KeyPairSpec              string
+	PublicKey                []byte
+	PrivateKeyCiphertextBlob []byte
+	PrivateKeyPlaintext      []byte `json:",omitempty"`
+	CiphertextForRecipient   []byte `json:",omitempty"`
 }
 
 type decryptRequest struct {
@@ -340,6 +367,60 @@ func (s *Server) generateDataKey(req *generateDataKeyRequest) (any, *apiError) {
 	}
 	resp := &generateDataKeyResponse{CiphertextBlob: blob, KeyID: key.arn}
 	resp.Plaintext, resp.CiphertextForRecipient, e = s.answer("GenerateDataKey", key.arn, plaintext, rcpt)
+	return resp, e
+}
+
+// keyPairSpecs are the KeyPairSpec values the server generates. KMS also offers ECC_SECG_P256K1 and
+// (in China) SM2, which the Go standard library does not generate.
+var keyPairSpecs = map[string]func() (crypto.Signer, error){
+	"RSA_2048":      func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) },
+	"RSA_3072":      func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 3072) },
+	"RSA_4096":      func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 4096) },
+	"ECC_NIST_P256": func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) },
+	"ECC_NIST_P384": func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P384(), rand.Reader) },
+	"ECC_NIST_P521": func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P521(), rand.Reader) },
+}
+
+// generateDataKeyPair answers as KMS does: the public key as SubjectPublicKeyInfo DER, the private key
+// as PKCS#8 DER sealed under the KMS key (PrivateKeyCiphertextBlob), and the same PKCS#8 DER either in
+// PrivateKeyPlaintext or, with a Recipient, in CiphertextForRecipient.
+func (s *Server) generateDataKeyPair(req *generateDataKeyPairRequest) (any, *apiError) {
+	key, e := s.key(req.KeyID)
+	if e != nil {
+		return nil, e
+	}
+	gen, ok := keyPairSpecs[req.KeyPairSpec]
+	if !ok {
+		return nil, validation("KeyPairSpec " + strconv.Quote(req.KeyPairSpec) + " is not served by this test server (RSA_2048, RSA_3072, RSA_4096, ECC_NIST_P256, ECC_NIST_P384, ECC_NIST_P521)")
+	}
+	if e := checkEncryptionContext(req.EncryptionContext); e != nil {
+		return nil, e
+	}
+	rcpt, e := s.authorize("kms:GenerateDataKeyPair", key.arn, key.policy, req.Recipient)
+	if e != nil {
+		return nil, e
+	}
+	if req.DryRun {
+		return nil, errDryRun
+	}
+	priv, err := gen()
+	if err != nil {
+		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+	}
+	spki, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+	}
+	blob, err := sealBlob(key.id, key.material, pkcs8, req.EncryptionContext)
+	if err != nil {
+		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+	}
+	resp := &generateDataKeyPairResponse{KeyID: key.arn, KeyPairSpec: req.KeyPairSpec, PublicKey: spki, PrivateKeyCiphertextBlob: blob}
+	resp.PrivateKeyPlaintext, resp.CiphertextForRecipient, e = s.answer("GenerateDataKeyPair", key.arn, pkcs8, rcpt)
 	return resp, e
 }
 

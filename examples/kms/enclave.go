@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -93,6 +95,60 @@ func (e *Enclave) GenerateDataKey(ctx context.Context, keyID string, encryptionC
 		return nil, nil, err
 	}
 	return dataKey, out.CiphertextBlob, nil
+}
+
+// GenerateDataKeyPair returns a fresh key pair of spec (types.DataKeyPairSpec*): the private key, which
+// only this enclave image sees (KMS sends it as PKCS#8 DER in CiphertextForRecipient; its
+// PrivateKeyPlaintext must be empty), the public key, checked to be the private key's, and the
+// PrivateKeyCiphertextBlob to store outside (Decrypt with a Recipient gets the private key back).
+func (e *Enclave) GenerateDataKeyPair(ctx context.Context, keyID string, spec types.DataKeyPairSpec, encryptionContext map[string]string) (priv crypto.Signer, blob []byte, err error) {
+	rcpt, r, err := e.recipient(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := e.KMS.GenerateDataKeyPair(ctx, &kms.GenerateDataKeyPairInput{
+		KeyId:             &keyID,
+		KeyPairSpec:       spec,
+		EncryptionContext: encryptionContext,
+		Recipient:         rcpt,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkKeyID(keyID, out.KeyId); err != nil {
+		return nil, nil, err
+	}
+	if out.KeyPairSpec != spec {
+		return nil, nil, fmt.Errorf("kms answered a %s key pair, asked %s", out.KeyPairSpec, spec)
+	}
+	pkcs8, err := open(ctx, r, out.PrivateKeyPlaintext, out.CiphertextForRecipient)
+	if err != nil {
+		return nil, nil, err
+	}
+	if priv, err = parseKeyPair(pkcs8, out.PublicKey); err != nil {
+		return nil, nil, err
+	}
+	return priv, out.PrivateKeyCiphertextBlob, nil
+}
+
+// parseKeyPair parses a PKCS#8 private key and checks that spki is its public key.
+func parseKeyPair(pkcs8, spki []byte) (crypto.Signer, error) {
+	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	if err != nil {
+		return nil, fmt.Errorf("the private key KMS sent: %w", err)
+	}
+	priv, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("the private key KMS sent is a %T, not a signing key", k)
+	}
+	pub, err := x509.ParsePKIXPublicKey(spki)
+	if err != nil {
+		return nil, fmt.Errorf("the public key KMS sent: %w", err)
+	}
+	if eq, ok := priv.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(pub) {
+		return nil, errors.New("the public key KMS sent is not the private key's")
+	}
+	return priv, nil
 }
 
 // Decrypt has KMS decrypt blob under keyID (always name the key: KMS then refuses a blob made under

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -85,7 +86,7 @@ func kmsServer(t *testing.T, root *x509.Certificate, image string) (*kmsfake.Ser
 	srv, err := kmsfake.New(kmsfake.Config{
 		Region: region, Account: account, Principal: principal, Root: root,
 		Credentials:  kmsfake.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey},
-		Keys:         []kmsfake.Key{{ID: keyID, Alias: "alias/example", Policy: policy(image, "kms:Decrypt", "kms:GenerateDataKey")}},
+		Keys:         []kmsfake.Key{{ID: keyID, Alias: "alias/example", Policy: policy(image, "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair")}},
 		RandomPolicy: policy(image, "kms:GenerateRandom"),
 	})
 	if err != nil {
@@ -227,6 +228,54 @@ func TestDowngradeRefused(t *testing.T) {
 		if _, _, err := e.GenerateDataKey(context.Background(), srv.KeyARN(keyID), nil); !errors.Is(err, ErrDowngrade) {
 			t.Errorf("%+v: GenerateDataKey error %v, want ErrDowngrade", f, err)
 		}
+		if _, _, err := e.GenerateDataKeyPair(context.Background(), srv.KeyARN(keyID), types.DataKeyPairSpecEccNistP256, nil); !errors.Is(err, ErrDowngrade) {
+			t.Errorf("%+v: GenerateDataKeyPair error %v, want ErrDowngrade", f, err)
+		}
+	}
+}
+
+// TestDataKeyPair: GenerateDataKeyPair with a Recipient gives the enclave a private key only it sees (the
+// PKCS#8 key the server issued, matching the PublicKey it answered), and Decrypt of the
+// PrivateKeyCiphertextBlob with a Recipient gives the same key back.
+func TestDataKeyPair(t *testing.T) {
+	a := startAttestd(t)
+	srv, endpoint := kmsServer(t, a.root, a.pcr0)
+	e := enclave(t, a, endpoint, secretKey)
+	ctx := context.Background()
+	ec := map[string]string{"app": "signer"}
+	for _, spec := range []types.DataKeyPairSpec{types.DataKeyPairSpecEccNistP384, types.DataKeyPairSpecRsa2048} {
+		priv, blob, err := e.GenerateDataKeyPair(ctx, srv.KeyARN(keyID), spec, ec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued := srv.Issued()
+		if last := issued[len(issued)-1]; last.Operation != "GenerateDataKeyPair" || !last.Recipient || !bytes.Equal(last.Plaintext, pkcs8) {
+			t.Fatalf("%s: the enclave holds a key the server did not issue: %+v", spec, last)
+		}
+		again, err := e.Decrypt(ctx, srv.KeyARN(keyID), blob, ec)
+		if err != nil || !bytes.Equal(again, pkcs8) {
+			t.Fatalf("%s: Decrypt of PrivateKeyCiphertextBlob: %v", spec, err)
+		}
+	}
+	if _, err := parseKeyPair([]byte("not a key"), nil); err == nil {
+		t.Error("garbage PKCS#8 accepted")
+	}
+	p256, _, err := e.GenerateDataKeyPair(ctx, srv.KeyARN(keyID), types.DataKeyPairSpecEccNistP256, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(p256)
+	other, _, err := e.GenerateDataKeyPair(ctx, srv.KeyARN(keyID), types.DataKeyPairSpecEccNistP256, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSPKI, _ := x509.MarshalPKIXPublicKey(other.Public())
+	if _, err := parseKeyPair(pkcs8, otherSPKI); err == nil || !strings.Contains(err.Error(), "not the private key's") {
+		t.Errorf("a PublicKey of another pair: %v", err)
 	}
 }
 
@@ -252,6 +301,20 @@ func TestKeyIDChecked(t *testing.T) {
 	}
 }
 
+// spkiOf is the SubjectPublicKeyInfo DER of a PKCS#8 private key.
+func spkiOf(t *testing.T, pkcs8 []byte) []byte {
+	t.Helper()
+	k, err := x509.ParsePKCS8PrivateKey(pkcs8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(k.(crypto.Signer).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spki
+}
+
 // TestCommand runs the program as an operator would, against the KMS-shaped server.
 func TestCommand(t *testing.T) {
 	a := startAttestd(t)
@@ -264,14 +327,15 @@ func TestCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	issued := srv.Issued()
-	if len(issued) != 3 {
+	if len(issued) != 4 {
 		t.Fatalf("issued %+v", issued)
 	}
 	out := stdout.String()
 	for _, want := range []string{
 		"GenerateDataKey: 32-byte data key, sha256 " + fingerprint(issued[0].Plaintext),
 		"Decrypt: the same data key, sha256 " + fingerprint(issued[0].Plaintext),
-		"GenerateRandom: 32 bytes, sha256 " + fingerprint(issued[2].Plaintext),
+		"GenerateDataKeyPair: an ECC_NIST_P384 private key in the enclave; public key sha256 " + fingerprint(spkiOf(t, issued[2].Plaintext)),
+		"GenerateRandom: 32 bytes, sha256 " + fingerprint(issued[3].Plaintext),
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

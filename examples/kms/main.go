@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/mdlayher/vsock"
 
 	"github.com/attestd/attestd/kmsrecipient"
@@ -118,7 +119,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
-// demo makes a data key, has KMS decrypt its blob again, and draws random bytes, all through Recipients.
+// demo makes a data key, has KMS decrypt its blob again, makes a key pair and draws random bytes, all
+// through Recipients.
 func demo(ctx context.Context, e *Enclave, keyID string, stdout io.Writer) error {
 	ec := map[string]string{"app": "kms-example"}
 	dataKey, blob, err := e.GenerateDataKey(ctx, keyID, ec)
@@ -134,6 +136,15 @@ func demo(ctx context.Context, e *Enclave, keyID string, stdout io.Writer) error
 		return errors.New("Decrypt: the data key came back different")
 	}
 	fmt.Fprintf(stdout, "Decrypt: the same data key, sha256 %s\n", fingerprint(again))
+	signer, _, err := e.GenerateDataKeyPair(ctx, keyID, types.DataKeyPairSpecEccNistP384, ec)
+	if err != nil {
+		return fmt.Errorf("GenerateDataKeyPair: %w", err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(signer.Public())
+	if err != nil {
+		return fmt.Errorf("GenerateDataKeyPair: %w", err)
+	}
+	fmt.Fprintf(stdout, "GenerateDataKeyPair: an ECC_NIST_P384 private key in the enclave; public key sha256 %s\n", fingerprint(spki))
 	random, err := e.GenerateRandom(ctx, 32)
 	if err != nil {
 		return fmt.Errorf("GenerateRandom: %w", err)

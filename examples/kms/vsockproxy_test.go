@@ -133,7 +133,7 @@ func TestVsockProxy(t *testing.T) {
 			if !errors.As(err, &herr) || herr.Host != kmsHost {
 				t.Fatalf("a server certificate for %s: %v, want a hostname error for %s", tc.certHost, err, kmsHost)
 			}
-			if len(srv.Issued()) != 3 {
+			if len(srv.Issued()) != 4 {
 				t.Fatalf("the refused server was reached: %d issued", len(srv.Issued()))
 			}
 			continue
@@ -141,7 +141,7 @@ func TestVsockProxy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(srv.Issued()) != 3 || !strings.Contains(out.String(), "GenerateRandom: 32 bytes") {
+		if len(srv.Issued()) != 4 || !strings.Contains(out.String(), "GenerateRandom: 32 bytes") {
 			t.Fatalf("issued %d, output %q", len(srv.Issued()), out.String())
 		}
 		p.mu.Lock()
