@@ -1,7 +1,7 @@
 // Package kmsfake is a KMS-shaped HTTP server for tests: it speaks AWS KMS's JSON protocol for
-// GenerateDataKey, GenerateDataKeyPair, Decrypt and GenerateRandom with the Nitro Enclaves Recipient parameter, so that an
-// application using an unmodified AWS SDK (pointed at it with an endpoint override) can be tested end to end
-// against attestd without AWS. It is test infrastructure, not a KMS: its keys live in memory, its ciphertext
+// GenerateDataKey, GenerateDataKeyPair, Decrypt, GenerateRandom and DeriveSharedSecret with the Nitro
+// Enclaves Recipient parameter, so that an application using an unmodified AWS SDK (pointed at it with an
+// endpoint override) can be tested end to end against attestd without AWS. It is test infrastructure, not a KMS: its keys live in memory, its ciphertext
 // blobs are its own format, and it implements only what the Recipient flow needs.
 //
 // What it does as KMS does:

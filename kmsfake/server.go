@@ -3,6 +3,7 @@ package kmsfake
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -46,7 +47,7 @@ type Config struct {
 	Principal string
 	// Root is the trust anchor of Recipient attestation documents (the mock NSM's root in tests).
 	Root *x509.Certificate
-	// Keys are the symmetric KMS keys, each with its key policy.
+	// Keys are the KMS keys, each with its key policy.
 	Keys []Key
 	// RandomPolicy is the IAM policy (JSON) that governs kms:GenerateRandom, which has no key.
 	RandomPolicy string
@@ -57,7 +58,7 @@ type Config struct {
 	Faults Faults
 }
 
-// Key is one symmetric KMS key.
+// Key is one KMS key.
 type Key struct {
 	// ID is the key id (in KMS a UUID); the key's ARN is arn:aws:kms:REGION:ACCOUNT:key/ID.
 	ID string
@@ -65,7 +66,13 @@ type Key struct {
 	Alias string
 	// Policy is the key policy document (JSON, see Policy).
 	Policy string
+	// Spec is "" (or SYMMETRIC_DEFAULT) for a symmetric ENCRYPT_DECRYPT key, or ECC_NIST_P256,
+	// ECC_NIST_P384 or ECC_NIST_P521 for a KEY_AGREEMENT key, which serves DeriveSharedSecret only.
+	Spec string
 }
+
+// agreementCurves are the KeySpecs of KEY_AGREEMENT keys the server makes.
+var agreementCurves = map[string]ecdh.Curve{"ECC_NIST_P256": ecdh.P256(), "ECC_NIST_P384": ecdh.P384(), "ECC_NIST_P521": ecdh.P521()}
 
 // Faults are unsafe behaviours for testing clients. The zero value is the safe server.
 type Faults struct {
@@ -77,7 +84,7 @@ type Faults struct {
 
 // Issued is a plaintext the server produced or revealed, for tests to compare with what the client opened.
 type Issued struct {
-	Operation string // GenerateDataKey, Decrypt or GenerateRandom
+	Operation string // the KMS operation, e.g. GenerateDataKey
 	KeyID     string // the key's ARN; empty for GenerateRandom
 	Plaintext []byte
 	// Recipient is true when the plaintext went out only as CiphertextForRecipient.
@@ -100,9 +107,10 @@ type Server struct {
 }
 
 type serverKey struct {
-	id, arn  string
-	policy   *Policy
-	material []byte
+	id, arn   string
+	policy    *Policy
+	material  []byte           // a symmetric key's
+	agreement *ecdh.PrivateKey // a KEY_AGREEMENT key's
 }
 
 // New checks cfg and returns a Server with fresh key material for each key.
@@ -143,9 +151,19 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kmsfake: key %s: %w", k.ID, err)
 		}
-		sk := &serverKey{id: k.ID, arn: s.KeyARN(k.ID), policy: p, material: make([]byte, 32)}
-		if _, err := rand.Read(sk.material); err != nil {
-			return nil, err
+		sk := &serverKey{id: k.ID, arn: s.KeyARN(k.ID), policy: p}
+		switch curve, ok := agreementCurves[k.Spec]; {
+		case k.Spec == "" || k.Spec == "SYMMETRIC_DEFAULT":
+			sk.material = make([]byte, 32)
+			if _, err := rand.Read(sk.material); err != nil {
+				return nil, err
+			}
+		case ok:
+			if sk.agreement, err = curve.GenerateKey(rand.Reader); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("kmsfake: key %s: Spec %q is not SYMMETRIC_DEFAULT or an ECC_NIST key agreement spec", k.ID, k.Spec)
 		}
 		names := []string{sk.id, sk.arn}
 		if k.Alias != "" {
@@ -162,6 +180,20 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// AgreementPublicKey is the SubjectPublicKeyInfo DER of the KEY_AGREEMENT key with this id (what KMS's
+// GetPublicKey returns), or nil if there is no such key.
+func (s *Server) AgreementPublicKey(id string) []byte {
+	k, ok := s.keys[id]
+	if !ok || k.agreement == nil {
+		return nil
+	}
+	spki, err := x509.MarshalPKIXPublicKey(k.agreement.PublicKey())
+	if err != nil {
+		return nil
+	}
+	return spki
 }
 
 // KeyARN is the ARN of the key with this id.
@@ -246,6 +278,12 @@ func (s *Server) serve(r *http.Request) (any, *apiError) {
 			return nil, serialization(err.Error())
 		}
 		return s.generateDataKeyPair(&req)
+	case "DeriveSharedSecret":
+		var req deriveSharedSecretRequest
+		if err := decodeStrict(body, &req); err != nil {
+			return nil, serialization(err.Error())
+		}
+		return s.deriveSharedSecret(&req)
 	case "GenerateRandom":
 		var req generateRandomRequest
 		if err := decodeStrict(body, &req); err != nil {
@@ -297,6 +335,23 @@ type generateDataKeyPairResponse struct {
 	CiphertextForRecipient   []byte `json:",omitempty"`
 }
 
+type deriveSharedSecretRequest struct {
+	KeyID                 string `json:"KeyId"`
+	KeyAgreementAlgorithm string
+	PublicKey             []byte
+	GrantTokens           []string
+	Recipient             *recipientInfo
+	DryRun                bool
+}
+
+type deriveSharedSecretResponse struct {
+	KeyID                  string `json:"KeyId"`
+	KeyAgreementAlgorithm  string
+	KeyOrigin              string
+	SharedSecret           []byte `json:",omitempty"`
+	CiphertextForRecipient []byte `json:",omitempty"`
+}
+
 type decryptRequest struct {
 	CiphertextBlob      []byte
 	KeyID               string `json:"KeyId"`
@@ -326,7 +381,7 @@ type generateRandomResponse struct {
 }
 
 func (s *Server) generateDataKey(req *generateDataKeyRequest) (any, *apiError) {
-	key, e := s.key(req.KeyID)
+	key, e := s.symmetricKey(req.KeyID)
 	if e != nil {
 		return nil, e
 	}
@@ -385,7 +440,7 @@ var keyPairSpecs = map[string]func() (crypto.Signer, error){
 // as PKCS#8 DER sealed under the KMS key (PrivateKeyCiphertextBlob), and the same PKCS#8 DER either in
 // PrivateKeyPlaintext or, with a Recipient, in CiphertextForRecipient.
 func (s *Server) generateDataKeyPair(req *generateDataKeyPairRequest) (any, *apiError) {
-	key, e := s.key(req.KeyID)
+	key, e := s.symmetricKey(req.KeyID)
 	if e != nil {
 		return nil, e
 	}
@@ -421,6 +476,48 @@ func (s *Server) generateDataKeyPair(req *generateDataKeyPairRequest) (any, *api
 	}
 	resp := &generateDataKeyPairResponse{KeyID: key.arn, KeyPairSpec: req.KeyPairSpec, PublicKey: spki, PrivateKeyCiphertextBlob: blob}
 	resp.PrivateKeyPlaintext, resp.CiphertextForRecipient, e = s.answer("GenerateDataKeyPair", key.arn, pkcs8, rcpt)
+	return resp, e
+}
+
+// deriveSharedSecret answers as KMS does: the raw ECDH secret (the x-coordinate) of the KMS key and
+// PublicKey (SubjectPublicKeyInfo DER on the key's curve), in SharedSecret or, with a Recipient, in
+// CiphertextForRecipient.
+func (s *Server) deriveSharedSecret(req *deriveSharedSecretRequest) (any, *apiError) {
+	key, e := s.key(req.KeyID)
+	if e != nil {
+		return nil, e
+	}
+	if key.agreement == nil {
+		return nil, newError(http.StatusBadRequest, "InvalidKeyUsageException", key.arn+" key usage is ENCRYPT_DECRYPT which is not valid for DeriveSharedSecret.")
+	}
+	if req.KeyAgreementAlgorithm != "ECDH" {
+		return nil, validation("KeyAgreementAlgorithm " + strconv.Quote(req.KeyAgreementAlgorithm) + " is not ECDH")
+	}
+	pub, err := x509.ParsePKIXPublicKey(req.PublicKey)
+	if err != nil {
+		return nil, validation("PublicKey is not a DER SubjectPublicKeyInfo")
+	}
+	ecPub, ok := pub.(*ecdsa.PublicKey)
+	if !ok {
+		return nil, validation("PublicKey is not an elliptic-curve key")
+	}
+	peer, err := ecPub.ECDH()
+	if err != nil || peer.Curve() != key.agreement.Curve() {
+		return nil, validation("PublicKey is not on the KMS key's curve")
+	}
+	rcpt, e := s.authorize("kms:DeriveSharedSecret", key.arn, key.policy, req.Recipient)
+	if e != nil {
+		return nil, e
+	}
+	if req.DryRun {
+		return nil, errDryRun
+	}
+	secret, err := key.agreement.ECDH(peer)
+	if err != nil {
+		return nil, validation("PublicKey: " + err.Error())
+	}
+	resp := &deriveSharedSecretResponse{KeyID: key.arn, KeyAgreementAlgorithm: "ECDH", KeyOrigin: "AWS_KMS"}
+	resp.SharedSecret, resp.CiphertextForRecipient, e = s.answer("DeriveSharedSecret", key.arn, secret, rcpt)
 	return resp, e
 }
 
@@ -490,6 +587,15 @@ func (s *Server) generateRandom(req *generateRandomRequest) (any, *apiError) {
 
 var errDryRun = newError(http.StatusPreconditionFailed, "DryRunOperationException",
 	"The request would have succeeded, but the DryRun option is set.")
+
+// symmetricKey is key for the operations of ENCRYPT_DECRYPT keys.
+func (s *Server) symmetricKey(name string) (*serverKey, *apiError) {
+	k, e := s.key(name)
+	if e == nil && k.material == nil {
+		return nil, newError(http.StatusBadRequest, "InvalidKeyUsageException", k.arn+" key usage is KEY_AGREEMENT which is not valid for this operation.")
+	}
+	return k, e
+}
 
 // key resolves a KeyId: key id, key ARN, alias or alias ARN.
 func (s *Server) key(name string) (*serverKey, *apiError) {

@@ -151,6 +151,29 @@ func parseKeyPair(pkcs8, spki []byte) (crypto.Signer, error) {
 	return priv, nil
 }
 
+// DeriveSharedSecret has KMS derive the ECDH secret of its KEY_AGREEMENT key keyID and peerPublicKey
+// (SubjectPublicKeyInfo DER on the key's curve) and returns it, opened in the enclave: the party holding
+// the peer's private key computes the same secret from the KMS key's public key (GetPublicKey).
+func (e *Enclave) DeriveSharedSecret(ctx context.Context, keyID string, peerPublicKey []byte) ([]byte, error) {
+	rcpt, r, err := e.recipient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := e.KMS.DeriveSharedSecret(ctx, &kms.DeriveSharedSecretInput{
+		KeyId:                 &keyID,
+		KeyAgreementAlgorithm: types.KeyAgreementAlgorithmSpecEcdh,
+		PublicKey:             peerPublicKey,
+		Recipient:             rcpt,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyID(keyID, out.KeyId); err != nil {
+		return nil, err
+	}
+	return open(ctx, r, out.SharedSecret, out.CiphertextForRecipient)
+}
+
 // Decrypt has KMS decrypt blob under keyID (always name the key: KMS then refuses a blob made under
 // another) and returns the plaintext, opened in the enclave.
 func (e *Enclave) Decrypt(ctx context.Context, keyID string, blob []byte, encryptionContext map[string]string) ([]byte, error) {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -276,6 +279,56 @@ func TestDataKeyPair(t *testing.T) {
 	otherSPKI, _ := x509.MarshalPKIXPublicKey(other.Public())
 	if _, err := parseKeyPair(pkcs8, otherSPKI); err == nil || !strings.Contains(err.Error(), "not the private key's") {
 		t.Errorf("a PublicKey of another pair: %v", err)
+	}
+}
+
+// TestDeriveSharedSecret: DeriveSharedSecret with a Recipient gives the enclave the secret the other party
+// computes from the KMS key's public key, never in SharedSecret; both downgrade faults are refused.
+func TestDeriveSharedSecret(t *testing.T) {
+	a := startAttestd(t)
+	const agreeID = "0f0f0f0f-1111-2222-3333-444455556666"
+	srv, err := kmsfake.New(kmsfake.Config{
+		Region: region, Account: account, Principal: principal, Root: a.root,
+		Credentials:  kmsfake.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey},
+		Keys:         []kmsfake.Key{{ID: agreeID, Spec: "ECC_NIST_P256", Policy: policy(a.pcr0, "kms:DeriveSharedSecret")}},
+		RandomPolicy: policy(a.pcr0, "kms:GenerateRandom"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	e := enclave(t, a, ts.URL, secretKey)
+
+	peer, err := ecdh.P256().GenerateKey(rand.Reader) // the other party
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerSPKI, err := x509.MarshalPKIXPublicKey(peer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := e.DeriveSharedSecret(context.Background(), srv.KeyARN(agreeID), peerSPKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsPub, err := x509.ParsePKIXPublicKey(srv.AgreementPublicKey(agreeID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsECDH, err := kmsPub.(*ecdsa.PublicKey).ECDH()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := peer.ECDH(kmsECDH)
+	if err != nil || !bytes.Equal(secret, want) {
+		t.Fatalf("the enclave derived %x, the other party %x (%v)", secret, want, err)
+	}
+	for _, f := range []kmsfake.Faults{{PlaintextWithRecipient: true}, {IgnoreRecipient: true}} {
+		srv.SetFaults(f)
+		if _, err := e.DeriveSharedSecret(context.Background(), srv.KeyARN(agreeID), peerSPKI); !errors.Is(err, ErrDowngrade) {
+			t.Errorf("%+v: DeriveSharedSecret error %v, want ErrDowngrade", f, err)
+		}
 	}
 }
 
