@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/attestedtls"
+	"github.com/attestd/attestd/internal/cli"
+	"github.com/attestd/attestd/internal/cliflag"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -36,14 +38,12 @@ type hostsFlag []string
 
 func (h *hostsFlag) String() string { return strings.Join(*h, ",") }
 func (h *hostsFlag) Set(v string) error {
-	if v == "" {
-		return errors.New("empty value")
-	}
 	*h = append(*h, v)
 	return nil
 }
 
 const usage = `usage: attested-hello --agent ADDR --listen HOST:PORT [--host NAME]... [--cert FILE --key FILE]
+       attested-hello --version
 
 Serves HTTPS with attested TLS: GET / answers hello, GET /.well-known/attestation
 the attestation document (docs/attested-tls.md). Documents come from attestd's
@@ -66,21 +66,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	keyFile := fs.String("key", "", "WebPKI mode: its private key, `FILE.pem` (ECDSA P-256/P-384 or Ed25519)")
 	maxAge := fs.Duration("max-doc-age", attestedtls.DefaultMaxDocumentAge, "renew so that no served document is older than this `DURATION`")
 	debug := fs.Bool("debug", false, "log at debug level")
-	if err := fs.Parse(args); err != nil {
+	version := fs.Bool("version", false, "print the version and exit")
+	cliflag.RefuseEmpty(fs)
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "attested-hello: "+format+"\nrun 'attested-hello --help' for usage\n", a...)
+		return 2
+	}
+	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fmt.Fprint(stdout, usage)
-			fs.PrintDefaults()
+			cliflag.PrintHelp(stdout, fs, usage)
 			return 0
 		}
-		fmt.Fprintf(stderr, "attested-hello: %v\n", err)
-		return 2
-	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "attested-hello: "+format+"\n", a...)
-		return 2
+		return usageErr("%v", err)
 	}
 	switch {
+	case *version:
+		fmt.Fprintln(stdout, cli.VersionLine("attested-hello"))
+		return 0
 	case fs.NArg() > 0:
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	case *agentAddr == "":

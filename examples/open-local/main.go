@@ -20,6 +20,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/attestd/attestd/internal/cliflag"
 	"github.com/attestd/attestd/seal"
 	"github.com/attestd/attestd/vsockrpc"
 )
@@ -30,21 +31,22 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("open-local", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	addr := fs.String("addr", "unix:///run/attestd.sock", "attestd's local API `ADDR`")
 	key := fs.String("key", "hpke", "the key the secret was sealed to: hpke or rsa")
 	hash := fs.String("oaep-hash", "", "rsa only: the OAEP hash the sender used, sha256 (the default) or sha1")
 	in := fs.String("in", "-", "read the sealed secret from `FILE` (-: standard input)")
 	b64 := fs.Bool("base64", false, "the input is standard base64 text")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "open-local: "+format+"\nrun 'open-local --help' for usage\n", a...)
 		return 2
 	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "open-local: "+format+"\n", a...)
-		return 2
+	if err := cliflag.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			cliflag.PrintHelp(stdout, fs, "usage: open-local [--addr ADDR] [--key hpke|rsa] [--oaep-hash sha256|sha1] [--in FILE|-] [--base64]\n\n"+
+				"Opens a secret sealed to this enclave's key through attestd's local API and writes it to standard output.\n\nflags:\n")
+			return 0
+		}
+		return usage("%v", err)
 	}
 	switch {
 	case fs.NArg() > 0:
