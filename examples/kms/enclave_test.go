@@ -397,9 +397,12 @@ func TestCommand(t *testing.T) {
 
 	for _, args := range [][]string{{}, {"--region", region}, {"--region", region, "--key-id", keyID, "extra"},
 		{"--region", region, "--key-id", keyID, "--endpoint", endpoint, "--vsock-proxy", "3:8000"},
-		{"--region", region, "--key-id", keyID, "--vsock-proxy", "3"}} {
-		if code := run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr); code != 2 {
-			t.Errorf("%q: exit %d, want 2", args, code)
+		{"--region", region, "--key-id", keyID, "--vsock-proxy", "3"}, {"--bogus"}, {"--region", ""}} {
+		stderr.Reset()
+		if code := run(context.Background(), args, func(k string) string { return env[k] }, &stdout, &stderr); code != 2 ||
+			!strings.HasPrefix(stderr.String(), "kms-example: ") || !strings.HasSuffix(stderr.String(), "\nrun 'kms-example --help' for usage\n") ||
+			strings.Count(stderr.String(), "\n") != 2 {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and one line with the hint", args, code, stderr.String())
 		}
 	}
 	if code := run(context.Background(), []string{"--region", region, "--key-id", keyID}, func(string) string { return "" }, &stdout, &stderr); code != 2 {

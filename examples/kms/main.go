@@ -35,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/mdlayher/vsock"
 
+	"github.com/attestd/attestd/internal/cliflag"
 	"github.com/attestd/attestd/kmsrecipient"
 )
 
@@ -54,45 +55,39 @@ type options struct {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var o options
 	fs := flag.NewFlagSet("kms-example", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&o.attestd, "attestd", "unix:///run/attestd.sock", "attestd's local API")
 	fs.StringVar(&o.region, "region", "", "AWS region of the key (required)")
 	fs.StringVar(&o.keyID, "key-id", "", "KMS key: key ARN (checked against KMS's answer), key id or alias/NAME (required)")
 	fs.StringVar(&o.endpoint, "endpoint", "", "KMS endpoint URL instead of https://kms.REGION.amazonaws.com (tests)")
 	fs.StringVar(&o.vsockProxy, "vsock-proxy", "", "CID:PORT of the parent's vsock-proxy to kms.REGION.amazonaws.com:443, e.g. 3:8000 (in an enclave)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "overall time limit")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: kms-example --region REGION --key-id KEY [--attestd ADDR] [--vsock-proxy CID:PORT | --endpoint URL]")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
+	cliflag.RefuseEmpty(fs)
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "kms-example: "+format+"\nrun 'kms-example --help' for usage\n", a...)
+		return 2
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			cliflag.PrintHelp(stdout, fs, "usage: kms-example --region REGION --key-id KEY [--attestd ADDR] [--vsock-proxy CID:PORT | --endpoint URL]\n\nflags:\n")
 			return 0
 		}
-		return 2
+		return usage("%v", err)
 	}
 	switch {
 	case fs.NArg() != 0:
-		fmt.Fprintln(stderr, "kms-example: unexpected arguments:", strings.Join(fs.Args(), " "))
-		return 2
+		return usage("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	case o.region == "" || o.keyID == "":
-		fmt.Fprintln(stderr, "kms-example: --region and --key-id are required")
-		return 2
+		return usage("--region and --key-id are required")
 	case o.endpoint != "" && o.vsockProxy != "":
-		fmt.Fprintln(stderr, "kms-example: --endpoint and --vsock-proxy are exclusive")
-		return 2
+		return usage("--endpoint and --vsock-proxy are exclusive")
 	}
 	ak, sk := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
 	if ak == "" || sk == "" {
-		fmt.Fprintln(stderr, "kms-example: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (the parent passes credentials in)")
-		return 2
+		return usage("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set (the parent passes credentials in)")
 	}
 	httpClient, err := transport(o.vsockProxy, nil)
 	if err != nil {
-		fmt.Fprintln(stderr, "kms-example:", err)
-		return 2
+		return usage("%v", err)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
