@@ -51,6 +51,13 @@ type ClientConfig struct {
 	// Timeout bounds the WebPKI document fetch and BindSession (default
 	// DefaultTimeout).
 	Timeout time.Duration
+	// Proxy, if set, returns the HTTP proxy to reach a server through
+	// (http://[user:pass@]host:port, tunnelled with CONNECT), or nil for a
+	// direct connection; http.ProxyFromEnvironment reads HTTPS_PROXY and
+	// NO_PROXY. Every connection the client makes (Dial, HTTPClient, the
+	// WebPKI document fetch) uses it. TLS runs end to end through the tunnel,
+	// so the checks are the same; nil means no proxy.
+	Proxy func(*http.Request) (*url.URL, error)
 }
 
 // Client is the relying side of attested TLS. It is safe for concurrent use;
@@ -137,17 +144,22 @@ func (c *Client) Dial(ctx context.Context, network, addr string) (*tls.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	d := tls.Dialer{Config: cfg}
-	nc, err := d.DialContext(ctx, network, addr)
+	nc, err := c.dialTCP(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return nc.(*tls.Conn), nil
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // HTTPClient returns an *http.Client whose every HTTPS connection is made by
-// Dial: nothing is sent to a server that failed the checks. It uses no proxy
-// (a proxied connection would bypass Dial), and plain http:// URLs fail.
+// Dial: nothing is sent to a server that failed the checks. The transport's
+// own proxy setting is off (a connection it proxied would bypass Dial); Dial
+// uses ClientConfig.Proxy. Plain http:// URLs fail.
 func (c *Client) HTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy: nil,
@@ -283,14 +295,17 @@ func (c *Client) verifyWebPKI(leaf *x509.Certificate, serverName, addr string) (
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	d := tls.Dialer{Config: &tls.Config{ServerName: serverName, RootCAs: c.cfg.RootCAs, MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1"}}}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := c.dialTCP(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: fetching the document: %v", ErrNoEvidence, err)
 	}
-	defer nc.Close()
-	resp, err := get(ctx, nc.(*tls.Conn), serverName, "")
+	defer raw.Close()
+	tc := tls.Client(raw, &tls.Config{ServerName: serverName, RootCAs: c.cfg.RootCAs, MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"}})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("%w: fetching the document: %v", ErrNoEvidence, err)
+	}
+	resp, err := get(ctx, tc, serverName, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w: fetching the document: %w", ErrNoEvidence, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ func init() {
 	register(cli.Command{Name: "tls-check", Summary: "connect to an attested TLS server and verify it", Run: runTLSCheck})
 }
 
-const tlsCheckUsage = `usage: attest tls-check URL|HOST:PORT [verify flags] [--webpki [--ca FILE]] [--bind-session] [--json]
+const tlsCheckUsage = `usage: attest tls-check URL|HOST:PORT [verify flags] [--webpki [--ca FILE]] [--bind-session] [--proxy URL] [--json]
 
 Connects to an attested TLS server (docs/attested-tls.md), performs the
 handshake and checks it as attestedtls clients do, before sending anything: in
@@ -36,7 +37,9 @@ and the document is fetched from /.well-known/attestation. The document must
 verify (root, PCR policy, debug mode, --max-age) and its public_key must be the
 certificate's key. --bind-session then asks, on the same connection, for a
 document bound to the connection's TLS exporter, which a relay holding a stolen
-key cannot produce. Prints the document and what it binds.
+key cannot produce. Prints the document and what it binds. --proxy tunnels the
+connections through an HTTP proxy (CONNECT): TLS and every check stay end to
+end. HTTPS_PROXY is not read: name the proxy.
 
 A PCR policy is required (--pcr or --pcrs-from); --any-pcrs is refused: the
 enclave image is the server's identity. --nonce and --at-doc-time do not apply.
@@ -60,6 +63,7 @@ func runTLSCheck(args []string, stdout, stderr io.Writer) error {
 	ca := fs.String("ca", "", "with --webpki: trust the CA certificates in `FILE.pem` instead of the system's")
 	bind := fs.Bool("bind-session", false, "also bind a fresh document to this connection's TLS exporter")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this `DURATION`")
+	proxy := fs.String("proxy", "", "reach the server through the HTTP proxy at `URL` (http://[user:pass@]host:port, CONNECT)")
 	vf := addVerifyFlags(fs)
 	pos, err := parseArgs(fs, tlsCheckUsage, args, stdout)
 	if err != nil {
@@ -89,6 +93,13 @@ func runTLSCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := attestedtls.ClientConfig{Verify: opts, WebPKI: *webPKI, Timeout: *timeout}
+	if *proxy != "" {
+		u, err := url.Parse(*proxy)
+		if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return cli.Usagef("--proxy %q: want http://[user:pass@]host[:port]", *proxy)
+		}
+		cfg.Proxy = http.ProxyURL(u)
+	}
 	if *ca != "" {
 		data, err := readInput("--ca", *ca, maxRootFile)
 		if err != nil {

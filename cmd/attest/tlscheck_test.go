@@ -15,6 +15,7 @@ import (
 
 	"github.com/attestd/attestd/agent"
 	"github.com/attestd/attestd/attestedtls"
+	"github.com/attestd/attestd/internal/testproxy"
 	"github.com/attestd/attestd/vsockrpc"
 )
 
@@ -32,6 +33,10 @@ func TestTLSCheckUsage(t *testing.T) {
 		{"tls-check", "127.0.0.1:1", pcr, "--nonce", "00"},
 		{"tls-check", "127.0.0.1:1", pcr, "--at-doc-time"},
 		{"tls-check", "127.0.0.1:1", pcr, "--ca", "x.pem"},
+		{"tls-check", "127.0.0.1:1", pcr, "--proxy", "https://proxy.example:3128"},
+		{"tls-check", "127.0.0.1:1", pcr, "--proxy", "http://"},
+		{"tls-check", "127.0.0.1:1", pcr, "--proxy", "proxy.example:3128"},
+		{"tls-check", "127.0.0.1:1", pcr, "--proxy", ""},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 {
@@ -117,6 +122,19 @@ func TestTLSCheckVerifies(t *testing.T) {
 		j.Document.PublicKey != fmt.Sprintf("%x", srv.PublicKey()) || len(j.Document.Nonce) != 64 {
 		t.Fatalf("--json: %v\n%s", err, out)
 	}
+	// Through an HTTP proxy: verified end to end; the proxy saw the CONNECT and ciphertext only.
+	p := testproxy.Start(t)
+	out = tlsCheck(0, append([]string{url, "--bind-session", "--proxy", p.URL.String()}, flags...)...)
+	targets, _, relayed := p.Seen()
+	if !strings.Contains(out, "attested TLS server verified") || len(targets) == 0 || targets[0] != strings.TrimPrefix(url, "https://") ||
+		bytes.Contains(relayed, []byte(attestedtls.WellKnownPath)) {
+		t.Fatalf("through the proxy: targets %q\n%s", targets, out)
+	}
+	p.Refuse("403 Forbidden")
+	if out = tlsCheck(1, append([]string{url, "--proxy", p.URL.String()}, flags...)...); out != "" {
+		t.Fatalf("a refusing proxy printed %q on stdout", out)
+	}
+
 	wrong := append([]string{url, "--json"}, flags...)
 	wrong[len(wrong)-1] = "2=" + strings.Repeat("00", 47) + "01"
 	out = tlsCheck(1, wrong...)
