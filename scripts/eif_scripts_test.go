@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/attestd/attestd/internal/testbin"
 )
 
 // script runs a script with env added and returns exit code and combined output.
@@ -72,11 +74,7 @@ func TestUsageErrors(t *testing.T) {
 func fakeTools(t *testing.T) (env []string, dir, log string) {
 	t.Helper()
 	dir = t.TempDir()
-	attest := filepath.Join(dir, "attest")
-	build := exec.Command("go", "build", "-o", attest, "../cmd/attest")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build attest: %v\n%s", err, out)
-	}
+	attest := testbin.Build(t, "github.com/attestd/attestd/cmd/attest")
 	inputs, err := filepath.Abs("../testdata/eif/inputs")
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/attestd/attestd/attestation"
 	"github.com/attestd/attestd/entropy"
+	"github.com/attestd/attestd/internal/testbin"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/mocknsm/fusedev"
 	"github.com/attestd/attestd/mocknsm/fusedev/fusetest"
@@ -47,24 +48,10 @@ func TestMain(m *testing.M) {
 	fusetest.RunHelperIfRequested(map[string]fusetest.Factory{
 		"mock": func(dir string) (fusedev.Handler, error) { return mocknsm.Open(dir) },
 	})
-	dir, err := os.MkdirTemp("", "attestd-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	attestdBin, nsmMockBin = filepath.Join(dir, "attestd"), filepath.Join(dir, "nsm-mock")
-	for pkg, out := range map[string]string{".": attestdBin, "../nsm-mock": nsmMockBin} {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, map[string]*string{
+		"github.com/attestd/attestd/cmd/attestd":  &attestdBin,
+		"github.com/attestd/attestd/cmd/nsm-mock": &nsmMockBin,
+	})
 }
 
 // logBuffer collects a process's stderr and lets a test wait for a line.

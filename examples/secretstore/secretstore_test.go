@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/attestd/attestd/internal/testbin"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/vsockrpc"
 )
@@ -61,24 +62,10 @@ type agentd struct {
 var attestdBin, openLocalBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "secretstore-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	attestdBin, openLocalBin = filepath.Join(dir, "attestd"), filepath.Join(dir, "open-local")
-	for pkg, out := range map[string]string{"cmd/attestd": attestdBin, "examples/open-local": openLocalBin} {
-		cmd := exec.Command("go", "build", "-o", out, "github.com/attestd/attestd/"+pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, map[string]*string{
+		"github.com/attestd/attestd/cmd/attestd":         &attestdBin,
+		"github.com/attestd/attestd/examples/open-local": &openLocalBin,
+	})
 }
 
 func startAttestd(t *testing.T) *agentd {
