@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/attestd/attestd/eif"
+	"github.com/attestd/attestd/internal/mockenclave"
 	"github.com/attestd/attestd/mocknsm"
 	"github.com/attestd/attestd/nsm"
 )
@@ -193,20 +194,8 @@ func TestVerifyPCRsFromEIF(t *testing.T) {
 	}
 	m := img.Measurements
 	document := func(name string, pcrs map[uint16][]byte) (doc, root string) {
-		mockDir := filepath.Join(dir, name)
-		if err := mocknsm.Init(mockDir, mocknsm.Config{PCRs: pcrs}); err != nil {
-			t.Fatal(err)
-		}
-		n, err := mocknsm.Open(mockDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sess, err := nsm.Open(nsm.Options{Device: n.Device()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sess.Close()
-		d, err := sess.Attestation(context.Background(), nsm.AttestationRequest{})
+		enc := mockenclave.New(t, mocknsm.Config{PCRs: pcrs})
+		d, err := enc.Session.Attestation(context.Background(), nsm.AttestationRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +203,7 @@ func TestVerifyPCRsFromEIF(t *testing.T) {
 		if err := os.WriteFile(doc, d, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(root, n.RootPEM(), 0o600); err != nil {
+		if err := os.WriteFile(root, enc.Mock.RootPEM(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return doc, root
