@@ -9,7 +9,7 @@ FUZZTIME  ?= 10s
 # Static, reproducible binaries: no cgo, no paths, no VCS stamp, no build id.
 BUILD_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 
-.PHONY: all build test lint tools demo demo-tls bench bench-verify bench-eif fuzz load repro clean
+.PHONY: all build test lint tools demo demo-tls bench bench-ratios bench-verify bench-eif fuzz load repro clean
 
 all: build
 
@@ -43,6 +43,9 @@ demo-tls: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-ratios:
+	./scripts/bench-ratios.sh
 
 bench-verify:
 	./scripts/bench-verify.sh
