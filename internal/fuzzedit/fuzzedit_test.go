@@ -29,3 +29,16 @@ func TestApply(t *testing.T) {
 		t.Fatal("Apply changed its base")
 	}
 }
+
+// FuzzRun drives Run itself: every script applies without panicking, leaves its base alone, and
+// grows an input past maxLen by at most one operation (an insert of at most 255 bytes or a copy of
+// at most the input).
+func FuzzRun(f *testing.F) {
+	bases := [][]byte{[]byte("abcdef"), {}, make([]byte, 300)}
+	const maxLen = 64
+	Run(f, bases, maxLen, func(t *testing.T, data []byte) {
+		if len(data) > 2*maxLen+255 {
+			t.Fatalf("%d bytes from bases of at most 300 and maxLen %d", len(data), maxLen)
+		}
+	})
+}
