@@ -40,5 +40,8 @@ func FuzzRun(f *testing.F) {
 		if len(data) > 2*maxLen+255 {
 			t.Fatalf("%d bytes from bases of at most 300 and maxLen %d", len(data), maxLen)
 		}
+		if string(bases[0]) != "abcdef" || len(bases[1]) != 0 || string(bases[2]) != string(make([]byte, 300)) {
+			t.Fatal("a base changed")
+		}
 	})
 }
