@@ -348,8 +348,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, cli.ErrHelp):
 		return 0
 	case err != nil:
-		fmt.Fprintf(stderr, "attestd: %v\nrun 'attestd --help' for usage\n", err)
-		return 2
+		return cli.ReportUsage(stderr, "attestd", err)
 	case showVersion:
 		fmt.Fprintln(stdout, cli.VersionLine("attestd"))
 		return 0

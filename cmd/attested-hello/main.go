@@ -69,8 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	version := fs.Bool("version", false, "print the version and exit")
 	cliflag.RefuseEmpty(fs)
 	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "attested-hello: "+format+"\nrun 'attested-hello --help' for usage\n", a...)
-		return 2
+		return cli.ReportUsage(stderr, "attested-hello", fmt.Errorf(format, a...))
 	}
 	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -35,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/mdlayher/vsock"
 
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/internal/cliflag"
 	"github.com/attestd/attestd/kmsrecipient"
 )
@@ -63,8 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "overall time limit")
 	cliflag.RefuseEmpty(fs)
 	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "kms-example: "+format+"\nrun 'kms-example --help' for usage\n", a...)
-		return 2
+		return cli.ReportUsage(stderr, "kms-example", fmt.Errorf(format, a...))
 	}
 	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -20,6 +20,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/attestd/attestd/internal/cli"
 	"github.com/attestd/attestd/internal/cliflag"
 	"github.com/attestd/attestd/seal"
 	"github.com/attestd/attestd/vsockrpc"
@@ -37,8 +38,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	in := fs.String("in", "-", "read the sealed secret from `FILE` (-: standard input)")
 	b64 := fs.Bool("base64", false, "the input is standard base64 text")
 	usage := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "open-local: "+format+"\nrun 'open-local --help' for usage\n", a...)
-		return 2
+		return cli.ReportUsage(stderr, "open-local", fmt.Errorf(format, a...))
 	}
 	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

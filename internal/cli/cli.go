@@ -28,6 +28,13 @@ func Usagef(format string, args ...any) error { return UsageError{fmt.Errorf(for
 // IsUsage reports whether err is (or wraps) a UsageError.
 func IsUsage(err error) bool { return errors.As(err, new(UsageError)) }
 
+// ReportUsage writes a usage error as every program does, "NAME: message" and a line naming
+// NAME's --help, and returns exit code 2. NAME is the program, or "program command".
+func ReportUsage(w io.Writer, name string, err error) int {
+	fmt.Fprintf(w, "%s: %v\nrun '%s --help' for usage\n", name, err, name)
+	return 2
+}
+
 // ErrHelp is returned by a command that printed its help on request (exit code 0).
 var ErrHelp = errors.New("help requested")
 
@@ -83,11 +90,10 @@ func (p *Program) Run(args []string, stdout, stderr io.Writer) int {
 		if p.Failed != nil {
 			p.Failed(args[1:], err, stdout)
 		}
-		fmt.Fprintf(stderr, "%s %s: %v\n", p.Name, c.Name, err)
 		if IsUsage(err) {
-			fmt.Fprintf(stderr, "run '%s %s --help' for usage\n", p.Name, c.Name)
-			return 2
+			return ReportUsage(stderr, p.Name+" "+c.Name, err)
 		}
+		fmt.Fprintf(stderr, "%s %s: %v\n", p.Name, c.Name, err)
 		return 1
 	}
 	fmt.Fprintf(stderr, "%s: unknown command %q\nrun '%s --help' for the list of commands\n", p.Name, args[0], p.Name)
