@@ -144,16 +144,7 @@ func (c *Client) Dial(ctx context.Context, network, addr string) (*tls.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	nc, err := c.dialTCP(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	tc := tls.Client(nc, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
-		return nil, err
-	}
-	return tc, nil
+	return c.dialTLS(ctx, network, addr, cfg)
 }
 
 // HTTPClient returns an *http.Client whose every HTTPS connection is made by
@@ -295,16 +286,12 @@ func (c *Client) verifyWebPKI(leaf *x509.Certificate, serverName, addr string) (
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	raw, err := c.dialTCP(ctx, "tcp", addr)
+	tc, err := c.dialTLS(ctx, "tcp", addr, &tls.Config{ServerName: serverName, RootCAs: c.cfg.RootCAs,
+		MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: fetching the document: %v", ErrNoEvidence, err)
 	}
-	defer raw.Close()
-	tc := tls.Client(raw, &tls.Config{ServerName: serverName, RootCAs: c.cfg.RootCAs, MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1"}})
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("%w: fetching the document: %v", ErrNoEvidence, err)
-	}
+	defer tc.Close()
 	resp, err := get(ctx, tc, serverName, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w: fetching the document: %w", ErrNoEvidence, err)

@@ -3,6 +3,7 @@ package attestedtls
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -18,12 +19,13 @@ import (
 // but cannot make a client accept a server it should not.
 func (c *Client) dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
 	var d net.Dialer
-	if c.cfg.Proxy == nil {
-		return d.DialContext(ctx, network, addr)
-	}
-	proxy, err := c.cfg.Proxy(&http.Request{Method: http.MethodConnect, URL: &url.URL{Scheme: "https", Host: addr}, Host: addr, Header: http.Header{}})
-	if err != nil {
-		return nil, fmt.Errorf("attestedtls: proxy for %s: %w", addr, err)
+	var proxy *url.URL
+	if c.cfg.Proxy != nil {
+		var err error
+		proxy, err = c.cfg.Proxy(&http.Request{Method: http.MethodConnect, URL: &url.URL{Scheme: "https", Host: addr}, Host: addr, Header: http.Header{}})
+		if err != nil {
+			return nil, fmt.Errorf("attestedtls: proxy for %s: %w", addr, err)
+		}
 	}
 	if proxy == nil {
 		return d.DialContext(ctx, network, addr)
@@ -44,6 +46,20 @@ func (c *Client) dialTCP(ctx context.Context, network, addr string) (net.Conn, e
 		return nil, fmt.Errorf("attestedtls: proxy %s: %w", proxy.Redacted(), err)
 	}
 	return nc, nil
+}
+
+// dialTLS is dialTCP and a TLS handshake with cfg over it, within ctx.
+func (c *Client) dialTLS(ctx context.Context, network, addr string, cfg *tls.Config) (*tls.Conn, error) {
+	nc, err := c.dialTCP(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // maxProxyResponse bounds the proxy's answer to CONNECT.
