@@ -53,6 +53,14 @@ func accessDenied(msg string) *apiError {
 	return newError(http.StatusBadRequest, "AccessDeniedException", msg)
 }
 
+func invalidKeyUsage(msg string) *apiError {
+	return newError(http.StatusBadRequest, "InvalidKeyUsageException", msg)
+}
+
+func internalError(err error) *apiError {
+	return newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+}
+
 func notFound(msg string) *apiError {
 	return newError(http.StatusBadRequest, "NotFoundException", msg)
 }

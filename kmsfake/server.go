@@ -233,7 +233,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := json.Marshal(resp)
 	if err != nil {
-		newError(http.StatusInternalServerError, "KMSInternalException", err.Error()).write(w)
+		internalError(err).write(w)
 		return
 	}
 	w.Header().Set("Content-Type", contentType)
@@ -261,37 +261,26 @@ func (s *Server) serve(r *http.Request) (any, *apiError) {
 	}
 	switch op {
 	case "GenerateDataKey":
-		var req generateDataKeyRequest
-		if err := decodeStrict(body, &req); err != nil {
-			return nil, serialization(err.Error())
-		}
-		return s.generateDataKey(&req)
+		return call(body, s.generateDataKey)
 	case "Decrypt":
-		var req decryptRequest
-		if err := decodeStrict(body, &req); err != nil {
-			return nil, serialization(err.Error())
-		}
-		return s.decrypt(&req)
+		return call(body, s.decrypt)
 	case "GenerateDataKeyPair":
-		var req generateDataKeyPairRequest
-		if err := decodeStrict(body, &req); err != nil {
-			return nil, serialization(err.Error())
-		}
-		return s.generateDataKeyPair(&req)
+		return call(body, s.generateDataKeyPair)
 	case "DeriveSharedSecret":
-		var req deriveSharedSecretRequest
-		if err := decodeStrict(body, &req); err != nil {
-			return nil, serialization(err.Error())
-		}
-		return s.deriveSharedSecret(&req)
+		return call(body, s.deriveSharedSecret)
 	case "GenerateRandom":
-		var req generateRandomRequest
-		if err := decodeStrict(body, &req); err != nil {
-			return nil, serialization(err.Error())
-		}
-		return s.generateRandom(&req)
+		return call(body, s.generateRandom)
 	}
 	return nil, newError(http.StatusBadRequest, "UnknownOperationException", "operation "+strconv.Quote(op)+" is not served by this test server")
+}
+
+// call decodes body strictly into an operation's request and runs the operation.
+func call[Req any](body []byte, op func(*Req) (any, *apiError)) (any, *apiError) {
+	var req Req
+	if err := decodeStrict(body, &req); err != nil {
+		return nil, serialization(err.Error())
+	}
+	return op(&req)
 }
 
 // recipientInfo is KMS's RecipientInfo.
@@ -414,11 +403,11 @@ func (s *Server) generateDataKey(req *generateDataKeyRequest) (any, *apiError) {
 	}
 	plaintext := make([]byte, n)
 	if _, err := rand.Read(plaintext); err != nil {
-		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, internalError(err)
 	}
 	blob, err := sealBlob(key.id, key.material, plaintext, req.EncryptionContext)
 	if err != nil {
-		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, internalError(err)
 	}
 	resp := &generateDataKeyResponse{CiphertextBlob: blob, KeyID: key.arn}
 	resp.Plaintext, resp.CiphertextForRecipient, e = s.answer("GenerateDataKey", key.arn, plaintext, rcpt)
@@ -460,19 +449,19 @@ func (s *Server) generateDataKeyPair(req *generateDataKeyPairRequest) (any, *api
 	}
 	priv, err := gen()
 	if err != nil {
-		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, internalError(err)
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
-		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, internalError(err)
 	}
 	spki, err := x509.MarshalPKIXPublicKey(priv.Public())
 	if err != nil {
-		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, internalError(err)
 	}
 	blob, err := sealBlob(key.id, key.material, pkcs8, req.EncryptionContext)
 	if err != nil {
-		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, internalError(err)
 	}
 	resp := &generateDataKeyPairResponse{KeyID: key.arn, KeyPairSpec: req.KeyPairSpec, PublicKey: spki, PrivateKeyCiphertextBlob: blob}
 	resp.PrivateKeyPlaintext, resp.CiphertextForRecipient, e = s.answer("GenerateDataKeyPair", key.arn, pkcs8, rcpt)
@@ -488,7 +477,7 @@ func (s *Server) deriveSharedSecret(req *deriveSharedSecretRequest) (any, *apiEr
 		return nil, e
 	}
 	if key.agreement == nil {
-		return nil, newError(http.StatusBadRequest, "InvalidKeyUsageException", key.arn+" key usage is ENCRYPT_DECRYPT which is not valid for DeriveSharedSecret.")
+		return nil, invalidKeyUsage(key.arn + " key usage is ENCRYPT_DECRYPT which is not valid for DeriveSharedSecret.")
 	}
 	if req.KeyAgreementAlgorithm != "ECDH" {
 		return nil, validation("KeyAgreementAlgorithm " + strconv.Quote(req.KeyAgreementAlgorithm) + " is not ECDH")
@@ -578,7 +567,7 @@ func (s *Server) generateRandom(req *generateRandomRequest) (any, *apiError) {
 	}
 	plaintext := make([]byte, *req.NumberOfBytes)
 	if _, err := rand.Read(plaintext); err != nil {
-		return nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, internalError(err)
 	}
 	resp := &generateRandomResponse{}
 	resp.Plaintext, resp.CiphertextForRecipient, e = s.answer("GenerateRandom", "", plaintext, rcpt)
@@ -592,7 +581,7 @@ var errDryRun = newError(http.StatusPreconditionFailed, "DryRunOperationExceptio
 func (s *Server) symmetricKey(name string) (*serverKey, *apiError) {
 	k, e := s.key(name)
 	if e == nil && k.material == nil {
-		return nil, newError(http.StatusBadRequest, "InvalidKeyUsageException", k.arn+" key usage is KEY_AGREEMENT which is not valid for this operation.")
+		return nil, invalidKeyUsage(k.arn + " key usage is KEY_AGREEMENT which is not valid for this operation.")
 	}
 	return k, e
 }
@@ -697,7 +686,7 @@ func (s *Server) answer(op, keyARN string, plaintext []byte, rcpt *recipient) ([
 	}
 	cfr, err := kmsenvelope.Build(rcpt.spki, plaintext, kmsenvelope.BuildOptions{})
 	if err != nil {
-		return nil, nil, newError(http.StatusInternalServerError, "KMSInternalException", err.Error())
+		return nil, nil, internalError(err)
 	}
 	s.record(Issued{Operation: op, KeyID: keyARN, Plaintext: bytes.Clone(plaintext), Recipient: !faults.PlaintextWithRecipient})
 	if faults.PlaintextWithRecipient {
