@@ -9,32 +9,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/attestation"
 )
 
-// failingAttester answers until fail is set, then fails every request.
-type failingAttester struct {
-	Attester
-	fail atomic.Bool
-}
-
-func (f *failingAttester) AttestTLSKey(ctx context.Context, spki, nonce []byte) ([]byte, error) {
-	if f.fail.Load() {
-		return nil, errors.New("attestd is down")
-	}
-	return f.Attester.AttestTLSKey(ctx, spki, nonce)
-}
-
 // TestEndpointErrors: methods other than GET and HEAD are 405 with Allow, other paths 404, a
 // session binding asked over plain HTTP 400, and a fresh document attestd cannot give 503; every
 // error is application/json {"error": ...}.
 func TestEndpointErrors(t *testing.T) {
 	st := startAgent(t, false)
-	att := &failingAttester{Attester: st.client}
+	att := &flakyAttester{Attester: st.client}
 	srv := st.newServer(t, func(c *ServerConfig) { c.Attester = att })
 	plain := httptest.NewServer(srv.Handler()) // no TLS: no exporter
 	t.Cleanup(plain.Close)
