@@ -83,10 +83,10 @@ func FuzzKernel(f *testing.F) {
 		f.Add(uint8(i), []byte(nil), uint8(i*37))
 	}
 	f.Fuzz(func(t *testing.T, base uint8, script []byte, step uint8) {
-		if len(script) > fuzzedit.MaxScript {
+		section, ok := fuzzedit.Edit(bases, base, script, 16<<10)
+		if !ok {
 			return
 		}
-		section := fuzzedit.Apply(bases[int(base)%len(bases)], script, 16<<10)
 		k := ReadKernel(section)
 		switch k.Format {
 		case KernelBzImage, KernelArm64Image:

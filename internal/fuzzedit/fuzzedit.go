@@ -77,9 +77,17 @@ func Run(f *testing.F, bases [][]byte, maxLen int, check func(t *testing.T, data
 		f.Add(uint8(i), []byte(nil))
 	}
 	f.Fuzz(func(t *testing.T, base uint8, script []byte) {
-		if len(script) > MaxScript {
-			return
+		if in, ok := Edit(bases, base, script, maxLen); ok {
+			check(t, in)
 		}
-		check(t, Apply(bases[int(base)%len(bases)], script, maxLen))
 	})
+}
+
+// Edit is the input Run checks, for targets that take more arguments than Run's: base number
+// base (modulo len(bases)) changed by script, or false for a script longer than MaxScript.
+func Edit(bases [][]byte, base uint8, script []byte, maxLen int) ([]byte, bool) {
+	if len(script) > MaxScript {
+		return nil, false
+	}
+	return Apply(bases[int(base)%len(bases)], script, maxLen), true
 }
