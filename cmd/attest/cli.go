@@ -54,7 +54,7 @@ func errorCheck(err error) string {
 	var ae *attestation.Error
 	var ce checkError
 	switch {
-	case errors.As(err, new(cli.UsageError)):
+	case cli.IsUsage(err):
 		return checkUsage
 	case errors.As(err, &ae):
 		return ae.Check

@@ -65,7 +65,7 @@ func TestGateFlags(t *testing.T) {
 			t.Errorf("%v: devMode %q, QuietSkips %v", args, o.devMode, o.platform.QuietSkips)
 		}
 	}
-	if _, _, err := parseFlags([]string{"--insecure-skip-kernel-check=maybe"}, io.Discard); !errors.As(err, new(cli.UsageError)) {
+	if _, _, err := parseFlags([]string{"--insecure-skip-kernel-check=maybe"}, io.Discard); !cli.IsUsage(err) {
 		t.Errorf("--insecure-skip-kernel-check=maybe: %v, want a usage error", err)
 	}
 }
